@@ -1,0 +1,106 @@
+"""Run directories: what a run writes, atomically, and how a saved run is loaded again.
+
+A run directory holds:
+
+- ``config.json``: the resolved training configuration, the dataset and the cutswap version.
+- ``checkpoint.pt``: model, optimiser and progress, rewritten atomically after every epoch.
+- ``model.pt``: the final network weights.
+- ``density.pt``: the Gaussian statistics of the training normals.
+- ``metrics.json``: test metrics, thresholds and timings; its presence marks a finished run.
+- ``train.log`` and the plots ``roc.png``, ``scores.png`` and ``negatives.png``.
+
+Every tensor file loads with ``torch.load(weights_only=True)``, which cannot run code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Dict
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+MODEL_FILE = "model.pt"
+DENSITY_FILE = "density.pt"
+METRICS_FILE = "metrics.json"
+LOG_FILE = "train.log"
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write `data` to `path` through a temporary file and a rename, so readers never see half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def atomic_write_json(path: Path, values: Any) -> None:
+    """Write `values` as indented JSON, atomically."""
+    atomic_write_bytes(path, (json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+
+
+def atomic_torch_save(path: Path, values: Any) -> None:
+    """Save with `torch.save`, atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    try:
+        torch.save(values, temporary)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def load_tensor_file(path: Path) -> Dict[str, Any]:
+    """Load a run's tensor file with `weights_only=True`, naming the file and the fix on failure."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"{path} not found: the run directory is incomplete; finish it with "
+            f"`python -m cutswap.train --output {path.parent} --resume`"
+        )
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for corrupt or foreign files
+        raise ValueError(f"{path} could not be read as a cutswap tensor file ({error}); rerun the training") from error
+
+
+def read_run_config(run_dir: Path) -> Dict[str, Any]:
+    """Read and check `config.json` of a run directory."""
+    run_dir = Path(run_dir)
+    if not run_dir.is_dir():
+        raise FileNotFoundError(f"run directory {run_dir} not found; pass the --output directory of a training run")
+    path = run_dir / CONFIG_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} not found: {run_dir} is not a cutswap run directory")
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path} is not valid JSON ({error}); the run directory is damaged") from error
+    version = values.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(
+            f"{run_dir} was written with run format {version!r}, this cutswap reads format {FORMAT_VERSION}; "
+            "retrain with this version or use the cutswap version that wrote it"
+        )
+    return values
