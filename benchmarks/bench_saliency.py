@@ -85,9 +85,14 @@ def main() -> None:
     reference = _time_grad_cam(model, layers, images, args.repeats)
 
     rows = []
-    for method, timings in (("cutswap LayerCAM (1 pass)", ours), (f"grad-cam LayerCAM ({len(layers)} passes)", reference)):
+    for method, timings in (
+        ("cutswap LayerCAM (1 pass)", ours),
+        (f"grad-cam LayerCAM ({len(layers)} passes)", reference),
+    ):
         median = statistics.median(timings)
-        rows.append({"method": method, "seconds_per_batch": median, "images_per_second": args.batch_size / median})
+        rows.append(
+            {"method": method, "seconds_per_batch": median, "images_per_second": args.batch_size / median}
+        )
     speedup = rows[1]["seconds_per_batch"] / rows[0]["seconds_per_batch"]
 
     print(

@@ -254,7 +254,9 @@ def test_shared_module_rejected(resnet, images):
         cam(images)
 
 
-@pytest.mark.parametrize(("name", "layer"), [("resnet18", "layer2"), ("resnet18", "layer4"), ("lite0", "blocks.2")])
+@pytest.mark.parametrize(
+    ("name", "layer"), [("resnet18", "layer2"), ("resnet18", "layer4"), ("lite0", "blocks.2")]
+)
 def test_matches_grad_cam_package(name, layer, resnet, lite0, images):
     """Compare with pytorch_grad_cam.LayerCAM, one layer at a time.
 

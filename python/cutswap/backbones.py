@@ -15,7 +15,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from typing import Dict, List, Tuple, Union
+from typing import Any, Dict, List, Tuple, Union
 
 import numpy as np
 import torch
@@ -28,7 +28,7 @@ IMAGENET_STD: Tuple[float, float, float] = (0.229, 0.224, 0.225)
 
 BACKBONES: Tuple[str, ...] = ("efficientnet_lite0", "resnet18")
 
-# Blocks per stage of EfficientNet-Lite0; the source file numbers its blocks 0..15 across stages.
+# Blocks per stage of EfficientNet-Lite0. The source file numbers its 16 blocks 0..15 across stages.
 LITE0_BLOCKS_PER_STAGE: Tuple[int, ...] = (1, 2, 2, 3, 3, 4, 1)
 
 # The EfficientNet family was trained in TensorFlow with batch-norm epsilon 1e-3, and the
@@ -111,8 +111,8 @@ def lite0_key_map() -> Dict[str, str]:
 
     add_bn("_bn0", "bn1")
 
-    # Stage 0 blocks have no expansion, so timm names their convolutions conv_dw and conv_pw;
-    # the other stages use conv_pw (expand), conv_dw and conv_pwl (project).
+    # Stage 0 blocks have no expansion, so timm names their convolutions conv_dw and conv_pw.
+    # The other stages use conv_pw (expand), conv_dw and conv_pwl (project).
     block = 0
     for stage, count in enumerate(LITE0_BLOCKS_PER_STAGE):
         for index in range(count):
@@ -139,7 +139,7 @@ def lite0_key_map() -> Dict[str, str]:
     return key_map
 
 
-def convert_lite0_state_dict(source: Dict[str, torch.Tensor]) -> "OrderedDict[str, torch.Tensor]":
+def convert_lite0_state_dict(source: Dict[str, torch.Tensor]) -> OrderedDict[str, torch.Tensor]:
     """Rename a lukemelas-style EfficientNet-Lite0 state dict to timm's keys.
 
     Args:
@@ -202,8 +202,8 @@ def _create_lite0(pretrained: bool) -> nn.Module:
 def resnet18_weights_path() -> str:
     """Return where torchvision keeps the ResNet-18 ``IMAGENET1K_V1`` weights file.
 
-    The path is ``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``; ``TORCH_HOME`` defaults to
-    ``~/.cache/torch``.
+    The path is ``$TORCH_HOME/hub/checkpoints/resnet18-f37072fd.pth``, and ``TORCH_HOME`` defaults
+    to ``~/.cache/torch``.
     """
     return os.path.join(torch.hub.get_dir(), "checkpoints", RESNET18_WEIGHTS_FILE)
 
@@ -313,7 +313,8 @@ class PooledFeatures(nn.Module):
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         """Map (B, 3, H, W) normalised float images to (B, feature_dim) pooled features."""
-        model = self.model
+        # Any, because mypy sees nn.Module attributes as tensors and rejects calling them.
+        model: Any = self.model
         if self.name == "efficientnet_lite0":
             return model.forward_head(model.forward_features(images), pre_logits=True)
 

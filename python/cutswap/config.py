@@ -81,7 +81,7 @@ class TrainConfig:
     weight_decay: float = 1e-4
     pretrained_decay: float = 0.0
     embedding: str = "trained+frozen"
-    frozen_stages: List[str] = field(default_factory=lambda: ["head"])
+    frozen_stages: List[str] = field(default_factory=lambda: ["blocks.3", "blocks.4", "blocks.5"])
     translate: float = 0.05
     color_jitter: float = 0.1
     saliency_batch_size: int = 16

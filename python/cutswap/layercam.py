@@ -47,7 +47,7 @@ def _resolve_targets(targets: Targets, logits: torch.Tensor) -> torch.Tensor:
 
 
 def normalize_maps(maps: torch.Tensor) -> torch.Tensor:
-    """Min-max normalise each map to [0, 1]; a constant map, all zeros included, becomes zeros.
+    """Min-max normalise each map to [0, 1], turning a constant map (all zeros included) into zeros.
 
     Args:
         maps: (..., H, W) float tensor.
@@ -71,8 +71,8 @@ class LayerCAM:
         with LayerCAM(model, ["layer4", "layer2"]) as cam:
             maps = cam(images)  # (B, 2, H, W), values in [0, 1]
 
-    The model keeps its training mode and ``requires_grad`` flags; put it in eval mode first,
-    because in training mode batch norm mixes images of a batch and updates its statistics.
+    The model keeps its training mode and ``requires_grad`` flags. Put it in eval mode first:
+    in training mode, batch norm mixes the images of a batch and updates its statistics.
     Calls work under ``torch.no_grad()`` and ``torch.inference_mode()`` and with frozen
     parameters. Each hooked module must run exactly once per forward pass.
 
@@ -106,7 +106,7 @@ class LayerCAM:
         self._handles: List[RemovableHandle] = []
         self._outputs: Dict[int, torch.Tensor] = {}
 
-    def __enter__(self) -> "LayerCAM":
+    def __enter__(self) -> LayerCAM:
         self.close()
         for index, module in enumerate(self._modules):
             self._handles.append(module.register_forward_hook(self._make_hook(index)))

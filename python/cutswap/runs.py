@@ -34,11 +34,27 @@ METRICS_FILE = "metrics.json"
 LOG_FILE = "train.log"
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _temporary_beside(path: Path) -> str:
+    """Create an empty temporary file next to `path`, readable as a plain new file would be."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(handle)
+    # mkstemp creates files readable by the owner alone; a run directory is meant to be shared.
+    os.chmod(temporary, 0o666 & ~_umask())
+    return temporary
+
+
 def atomic_write_bytes(path: Path, data: bytes) -> None:
     """Write `data` to `path` through a temporary file and a rename, so readers never see half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    temporary = _temporary_beside(path)
+    handle = os.open(temporary, os.O_WRONLY)
     try:
         with os.fdopen(handle, "wb") as file:
             file.write(data)
@@ -60,8 +76,7 @@ def atomic_torch_save(path: Path, values: Any) -> None:
     """Save with `torch.save`, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(handle)
+    temporary = _temporary_beside(path)
     try:
         torch.save(values, temporary)
         os.replace(temporary, path)

@@ -141,9 +141,9 @@ def cache_key(
     layers: Sequence[str],
     size: int,
 ) -> Dict[str, Any]:
-    """Build the metadata that identifies a saliency cache; any change means a recompute.
+    """Build the metadata that identifies a saliency cache. Any change to it forces a recompute.
 
-    The key holds the cache format, the cutswap version, the backbone, its layers, the image size,
+    The key contains the cache format, the cutswap version, the backbone, its layers, the image size,
     the image count, a BLAKE2b digest of the pixels and the sources as given.
     """
     return {
@@ -164,7 +164,9 @@ def _cache_paths(cache_dir: str, key: Dict[str, Any]) -> tuple:
     return os.path.join(cache_dir, stem + ".npy"), os.path.join(cache_dir, stem + ".json")
 
 
-def _open_cached(array_path: str, metadata_path: str, key: Dict[str, Any], shape: tuple) -> Optional[np.ndarray]:
+def _open_cached(
+    array_path: str, metadata_path: str, key: Dict[str, Any], shape: tuple
+) -> Optional[np.ndarray]:
     """Open a complete cache read-only, or return None when it is missing, stale or damaged."""
     if not (os.path.isfile(metadata_path) and os.path.isfile(array_path)):
         return None
@@ -184,7 +186,11 @@ def _open_cached(array_path: str, metadata_path: str, key: Dict[str, Any], shape
         return None
     if array.shape != shape or array.dtype != np.uint8:
         logger.warning(
-            "ignoring saliency cache %s: shape %s %s, expected %s uint8", array_path, array.shape, array.dtype, shape
+            "ignoring saliency cache %s: shape %s %s, expected %s uint8",
+            array_path,
+            array.shape,
+            array.dtype,
+            shape,
         )
         return None
     return array
@@ -280,7 +286,9 @@ def saliency_cache(
         model = create_backbone(backbone)
     model = model.to(torch_device)
 
-    temporary = os.path.join(cache_dir, f".{os.path.basename(array_path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp")
+    temporary = os.path.join(
+        cache_dir, f".{os.path.basename(array_path)}.{os.getpid()}.{uuid.uuid4().hex}.tmp"
+    )
     try:
         out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
         _compute_into(out, images, model, layers, batch_size, torch_device, progress)
@@ -303,20 +311,22 @@ def _salient_cluster(level_map: np.ndarray) -> np.ndarray:
     try:
         from .augment import saliency_kmeans
     except ImportError:
-        saliency_kmeans = None
+        return _salient_cluster_sklearn(level_map)
 
-    if saliency_kmeans is not None:
-        centroids, labels = saliency_kmeans(level_map, k=3)
-        return np.asarray(labels) == int(np.argmax(centroids))
+    centroids, labels = saliency_kmeans(level_map, k=3)
+    return np.asarray(labels) == int(np.argmax(centroids))
 
-    # NOTE: this sklearn fallback runs only when cutswap.augment is missing; its clusters can
-    # differ from the Rust k-means that training uses.
+
+def _salient_cluster_sklearn(level_map: np.ndarray) -> np.ndarray:
+    # NOTE: this fallback runs only when cutswap.augment (and its Rust extension) cannot be
+    # imported. Its clusters can differ from those of the Rust k-means that training uses.
     from sklearn.cluster import KMeans
 
     values = level_map.reshape(-1, 1).astype(np.float32)
     clusters = min(3, len(np.unique(values)))
     if clusters < 2:
         return np.zeros(level_map.shape, dtype=bool)
+
     kmeans = KMeans(n_clusters=clusters, n_init=3, random_state=0).fit(values)
     top = int(np.argmax(kmeans.cluster_centers_[:, 0]))
     return (kmeans.labels_ == top).reshape(level_map.shape)
@@ -360,7 +370,7 @@ def save_grid(path: str, images: np.ndarray, maps: np.ndarray, layers: Sequence[
     figure.tight_layout()
     directory = os.path.dirname(os.path.abspath(path))
     os.makedirs(directory, exist_ok=True)
-    figure.savefig(path, dpi=80)
+    figure.savefig(path, dpi=72)
     plt.close(figure)
 
 
@@ -380,9 +390,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="train",
         help="which images of the split to process (default: %(default)s, the normal training images)",
     )
-    parser.add_argument("--size", type=int, default=224, help="image side length in pixels (default: %(default)s)")
     parser.add_argument(
-        "--backbone", choices=BACKBONES, default="efficientnet_lite0", help="ImageNet backbone (default: %(default)s)"
+        "--size", type=int, default=224, help="image side length in pixels (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--backbone",
+        choices=BACKBONES,
+        default="efficientnet_lite0",
+        help="ImageNet backbone (default: %(default)s)",
     )
     parser.add_argument(
         "--layers",
@@ -391,13 +406,17 @@ def build_parser() -> argparse.ArgumentParser:
         "layers, deepest first)",
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per pass (default: %(default)s)")
-    parser.add_argument("--cache", metavar="DIR", help="cache folder; maps are computed only when missing or stale")
+    parser.add_argument(
+        "--cache", metavar="DIR", help="cache folder; maps are computed only when missing or stale"
+    )
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when available)")
     parser.add_argument("--grid", metavar="PNG", help="save a grid of example images with their maps here")
     parser.add_argument(
         "--grid-count", type=int, default=4, metavar="N", help="images in the --grid (default: %(default)s)"
     )
-    parser.add_argument("--limit", type=int, metavar="N", help="process only the first N images (for quick runs)")
+    parser.add_argument(
+        "--limit", type=int, metavar="N", help="process only the first N images (for quick runs)"
+    )
     parser.add_argument(
         "--download",
         action="store_true",
@@ -417,7 +436,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         parser.error("nothing to do: give --cache DIR, --grid PNG or both")
     for option in ("size", "batch_size", "grid_count"):
         if getattr(args, option) < 1:
-            parser.error(f"--{option.replace('_', '-')} must be a positive integer, got {getattr(args, option)}")
+            parser.error(
+                f"--{option.replace('_', '-')} must be a positive integer, got {getattr(args, option)}"
+            )
     if args.limit is not None and args.limit < 1:
         parser.error(f"--limit must be a positive integer, got {args.limit}")
 
@@ -435,13 +456,21 @@ def main(argv: Optional[List[str]] = None) -> int:
 
     layers = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else None
     progress = not args.no_progress
-    images, kept = read_images(records, args.size, on_error=on_error_from_args(args), progress=progress)
+    images, kept_records = read_images(
+        records, args.size, on_error=on_error_from_args(args), progress=progress
+    )
     model = create_backbone(args.backbone, download=args.download)
     options = dict(
-        backbone=args.backbone, layers=layers, batch_size=args.batch_size, device=args.device, progress=progress
+        backbone=args.backbone,
+        layers=layers,
+        batch_size=args.batch_size,
+        device=args.device,
+        progress=progress,
     )
     if args.cache is not None:
-        maps = saliency_cache(args.cache, images, image_sources(kept), size=args.size, model=model, **options)
+        maps = saliency_cache(
+            args.cache, images, image_sources(kept_records), size=args.size, model=model, **options
+        )
     else:
         count = min(args.grid_count, len(images))
         images = images[:count]

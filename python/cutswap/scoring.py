@@ -67,7 +67,7 @@ class GaussianDensity:
                 f"got shape {embeddings.shape}"
             )
         centered = embeddings - self.mean
-        squared = np.einsum("nd,de,ne->n", centered, self.precision, centered)
+        squared = ((centered @ self.precision) * centered).sum(axis=1)
         return np.sqrt(np.maximum(squared, 0.0))
 
     def state_dict(self) -> dict[str, torch.Tensor]:

@@ -53,7 +53,8 @@ from .runs import (
 )
 from .scoring import CombinedDensity
 
-logger = logging.getLogger(__name__)
+# Named explicitly: run as `python -m cutswap.train`, __name__ would be "__main__".
+logger = logging.getLogger("cutswap.train")
 
 # The epoch stream of derive_seed that orders the samples; per-sample streams use the index.
 _SAMPLER_STREAM = 2**31 - 1

@@ -38,26 +38,34 @@ pub trait MapElement: Copy + PartialOrd + Send + Sync + 'static {
 
 impl MapElement for u8 {
     fn distinct_counts(map: &[u8]) -> Result<(Vec<u8>, Vec<u64>)> {
-        // Four interleaved histograms break the store-to-load dependency between neighbouring
-        // pixels with the same value, which is the common case in saliency maps.
-        let mut histograms = [[0u64; 256]; 4];
-        let mut chunks = map.chunks_exact(4);
-        for chunk in &mut chunks {
-            histograms[0][usize::from(chunk[0])] += 1;
-            histograms[1][usize::from(chunk[1])] += 1;
-            histograms[2][usize::from(chunk[2])] += 1;
-            histograms[3][usize::from(chunk[3])] += 1;
-        }
-        for &value in chunks.remainder() {
-            histograms[0][usize::from(value)] += 1;
+        // Four interleaved u32 histograms break the store-to-load dependency between
+        // neighbouring pixels with the same value, the common case in saliency maps. Blocks
+        // of 2^30 pixels keep the u32 counts from overflowing before they move into u64.
+        let mut totals = [0u64; 256];
+        for block in map.chunks(1 << 30) {
+            let mut histograms = [[0u32; 256]; 4];
+            let mut chunks = block.chunks_exact(4);
+            for chunk in &mut chunks {
+                histograms[0][usize::from(chunk[0])] += 1;
+                histograms[1][usize::from(chunk[1])] += 1;
+                histograms[2][usize::from(chunk[2])] += 1;
+                histograms[3][usize::from(chunk[3])] += 1;
+            }
+            for &value in chunks.remainder() {
+                histograms[0][usize::from(value)] += 1;
+            }
+            for (bin, total) in totals.iter_mut().enumerate() {
+                *total += histograms
+                    .iter()
+                    .map(|histogram| u64::from(histogram[bin]))
+                    .sum::<u64>();
+            }
         }
 
         let mut values = Vec::new();
         let mut counts = Vec::new();
         for value in 0..=255u8 {
-            let bin = usize::from(value);
-            let count =
-                histograms[0][bin] + histograms[1][bin] + histograms[2][bin] + histograms[3][bin];
+            let count = totals[usize::from(value)];
             if count > 0 {
                 values.push(value);
                 counts.push(count);

@@ -182,16 +182,85 @@ fn halved_sizes(height: usize, width: usize, halvings: usize) -> Vec<(usize, usi
     sizes
 }
 
-/// Draws two non-overlapping `patch_height x patch_width` boxes whose top-left corners both
-/// satisfy `is_candidate(flat index)`, uniformly over all such ordered pairs, or returns
-/// `None` when no pair exists.
-fn sample_pair(
+/// The pixels that may serve as anchors.
+enum Membership<'a, T> {
+    /// Pixels of `map` with a value in `lower..=upper`: one k-means cluster.
+    Range { map: &'a [T], lower: T, upper: T },
+    /// Every pixel.
+    Everywhere,
+}
+
+impl<T: MapElement> Membership<'_, T> {
+    fn contains(&self, index: usize) -> bool {
+        match self {
+            Membership::Range { map, lower, upper } => {
+                let value = map[index];
+                value >= *lower && value <= *upper
+            }
+            Membership::Everywhere => true,
+        }
+    }
+
+    /// Returns the positions `(y, x)` of all members in raster order.
+    fn positions(&self, height: usize, width: usize) -> Vec<(usize, usize)> {
+        let indices: Vec<usize> = match self {
+            Membership::Range { map, lower, upper } => {
+                // Branch-free compaction: every pixel writes its index and only members
+                // advance the write position, which beats a data-dependent branch when
+                // members are scattered.
+                let mut indices = vec![0usize; map.len() + 1];
+                let mut count = 0;
+                for (index, &value) in map.iter().enumerate() {
+                    indices[count] = index;
+                    count += usize::from((value >= *lower) & (value <= *upper));
+                }
+                indices.truncate(count);
+                indices
+            }
+            Membership::Everywhere => (0..height * width).collect(),
+        };
+        indices
+            .iter()
+            .map(|&index| (index / width, index % width))
+            .collect()
+    }
+}
+
+/// Anchor candidates with their position list, built on first use and reused across sizes.
+struct Candidates<'a, T> {
+    membership: Membership<'a, T>,
+    positions: Option<Vec<(usize, usize)>>,
+}
+
+impl<'a, T: MapElement> Candidates<'a, T> {
+    fn new(membership: Membership<'a, T>) -> Self {
+        Self {
+            membership,
+            positions: None,
+        }
+    }
+
+    fn positions(&mut self, height: usize, width: usize) -> &[(usize, usize)] {
+        let membership = &self.membership;
+        self.positions
+            .get_or_insert_with(|| membership.positions(height, width))
+    }
+}
+
+/// Draws two non-overlapping `patch_height x patch_width` boxes whose top-left corners are
+/// both candidates, uniformly over all such ordered pairs, or returns `None` when no pair
+/// exists.
+///
+/// Three steps, each uniform over the valid pairs given that it succeeds: rejection on random
+/// pixels (skipped once the candidate list exists, since building it means this failed
+/// before), rejection on the candidate list, then the exact method.
+fn sample_pair<T: MapElement>(
     rng: &mut SeededRng,
     height: usize,
     width: usize,
     patch_height: usize,
     patch_width: usize,
-    is_candidate: &impl Fn(usize) -> bool,
+    candidates: &mut Candidates<'_, T>,
 ) -> Option<(PatchBox, PatchBox)> {
     if patch_height > height || patch_width > width {
         return None;
@@ -204,113 +273,163 @@ fn sample_pair(
         height: patch_height,
         width: patch_width,
     };
-
-    let draw_anchor = |rng: &mut SeededRng| -> Option<(usize, usize)> {
-        for _ in 0..MAX_ANCHOR_DRAWS {
-            let y = rng.index(rows);
-            let x = rng.index(columns);
-            if is_candidate(y * width + x) {
-                return Some((y, x));
-            }
-        }
-        None
+    let disjoint = |a: (usize, usize), b: (usize, usize)| {
+        a.0.abs_diff(b.0) >= patch_height || a.1.abs_diff(b.1) >= patch_width
     };
 
-    for _ in 0..MAX_PAIR_ATTEMPTS {
-        let Some(first) = draw_anchor(rng) else { break };
-        let Some(second) = draw_anchor(rng) else {
-            break;
+    if candidates.positions.is_none() {
+        let membership = &candidates.membership;
+        let draw_anchor = |rng: &mut SeededRng| -> Option<(usize, usize)> {
+            for _ in 0..MAX_ANCHOR_DRAWS {
+                let y = rng.index(rows);
+                let x = rng.index(columns);
+                if membership.contains(y * width + x) {
+                    return Some((y, x));
+                }
+            }
+            None
         };
-        let (box_a, box_b) = (make_box(first), make_box(second));
-        if !box_a.overlaps(&box_b) {
-            return Some((box_a, box_b));
+        for _ in 0..MAX_PAIR_ATTEMPTS {
+            let Some(first) = draw_anchor(rng) else { break };
+            let Some(second) = draw_anchor(rng) else {
+                break;
+            };
+            if disjoint(first, second) {
+                return Some((make_box(first), make_box(second)));
+            }
         }
     }
 
-    sample_pair_exact(
-        rng,
-        width,
-        rows,
-        columns,
-        patch_height,
-        patch_width,
-        is_candidate,
-    )
-    .map(|(first, second)| (make_box(first), make_box(second)))
+    let anchors: Vec<(usize, usize)> = candidates
+        .positions(height, width)
+        .iter()
+        .copied()
+        .filter(|&(y, x)| y < rows && x < columns)
+        .collect();
+    if anchors.len() < 2 {
+        return None;
+    }
+
+    // Two anchors closer than the patch in both directions always overlap, so a candidate
+    // set narrower than the patch in both directions has no valid pair.
+    let bounds = AnchorBounds::of(&anchors);
+    if bounds.bottom - bounds.top < patch_height && bounds.right - bounds.left < patch_width {
+        return None;
+    }
+
+    for _ in 0..MAX_PAIR_ATTEMPTS {
+        let first = anchors[rng.index(anchors.len())];
+        let second = anchors[rng.index(anchors.len())];
+        if disjoint(first, second) {
+            return Some((make_box(first), make_box(second)));
+        }
+    }
+
+    sample_pair_exact(rng, &anchors, &bounds, patch_height, patch_width)
+        .map(|(first, second)| (make_box(first), make_box(second)))
+}
+
+/// The inclusive bounding box of a non-empty set of anchors.
+struct AnchorBounds {
+    top: usize,
+    bottom: usize,
+    left: usize,
+    right: usize,
+}
+
+impl AnchorBounds {
+    fn of(anchors: &[(usize, usize)]) -> Self {
+        let mut bounds = AnchorBounds {
+            top: usize::MAX,
+            bottom: 0,
+            left: usize::MAX,
+            right: 0,
+        };
+        for &(y, x) in anchors {
+            bounds.top = bounds.top.min(y);
+            bounds.bottom = bounds.bottom.max(y);
+            bounds.left = bounds.left.min(x);
+            bounds.right = bounds.right.max(x);
+        }
+        bounds
+    }
 }
 
 /// The exact step of [`sample_pair`]: draws the first anchor with probability proportional to
 /// its number of non-overlapping partners, then the second uniformly among those partners.
+///
+/// Partner counts come from 2-D prefix sums over the anchors' bounding box, so the cost is
+/// linear in that box's area plus the number of anchors.
 fn sample_pair_exact(
     rng: &mut SeededRng,
-    width: usize,
-    rows: usize,
-    columns: usize,
+    anchors: &[(usize, usize)],
+    bounds: &AnchorBounds,
     patch_height: usize,
     patch_width: usize,
-    is_candidate: &impl Fn(usize) -> bool,
 ) -> Option<((usize, usize), (usize, usize))> {
-    // prefix[(y) * (columns + 1) + x] counts candidates in anchor rows < y and columns < x.
-    let stride = columns + 1;
-    let mut prefix = vec![0u64; (rows + 1) * stride];
-    let mut candidates = Vec::new();
-    for y in 0..rows {
-        let mut row_count = 0u64;
-        for x in 0..columns {
-            if is_candidate(y * width + x) {
-                row_count += 1;
-                candidates.push((y, x));
-            }
-            prefix[(y + 1) * stride + x + 1] = prefix[y * stride + x + 1] + row_count;
+    let grid_rows = bounds.bottom - bounds.top + 1;
+    let grid_columns = bounds.right - bounds.left + 1;
+    let stride = grid_columns + 1;
+
+    // prefix[r * stride + c] counts anchors in grid rows < r and grid columns < c.
+    let mut prefix = vec![0u64; (grid_rows + 1) * stride];
+    for &(y, x) in anchors {
+        prefix[(y - bounds.top + 1) * stride + (x - bounds.left + 1)] += 1;
+    }
+    for row in 1..=grid_rows {
+        let mut row_count = 0;
+        for column in 1..=grid_columns {
+            row_count += prefix[row * stride + column];
+            prefix[row * stride + column] = prefix[(row - 1) * stride + column] + row_count;
         }
     }
-    let total = candidates.len() as u64;
-    if total < 2 {
-        return None;
-    }
+    let total = anchors.len() as u64;
 
-    // Anchors whose patches overlap the patch at (y, x) lie in this window of anchor space.
-    let window = |y: usize, x: usize| {
-        let top = y.saturating_sub(patch_height - 1);
-        let bottom = (y + patch_height).min(rows);
-        let left = x.saturating_sub(patch_width - 1);
-        let right = (x + patch_width).min(columns);
-        (top, bottom, left, right)
+    // Anchors whose patches overlap the patch at grid position (row, column) lie in this
+    // half-open window of the grid.
+    let window = |(y, x): (usize, usize)| {
+        let (row, column) = (y - bounds.top, x - bounds.left);
+        (
+            row.saturating_sub(patch_height - 1),
+            (row + patch_height).min(grid_rows),
+            column.saturating_sub(patch_width - 1),
+            (column + patch_width).min(grid_columns),
+        )
     };
-    let count_in = |(top, bottom, left, right): (usize, usize, usize, usize)| {
-        prefix[bottom * stride + right] + prefix[top * stride + left]
-            - prefix[top * stride + right]
-            - prefix[bottom * stride + left]
+    let partners = |anchor: (usize, usize)| {
+        let (top, bottom, left, right) = window(anchor);
+        let inside = (prefix[bottom * stride + right] + prefix[top * stride + left])
+            - (prefix[top * stride + right] + prefix[bottom * stride + left]);
+        total - inside
     };
-    let partners = |&(y, x): &(usize, usize)| total - count_in(window(y, x));
 
-    let pair_count: u64 = candidates.iter().map(partners).sum();
+    let pair_count: u64 = anchors.iter().map(|&anchor| partners(anchor)).sum();
     if pair_count == 0 {
         return None;
     }
 
     let mut target = rng.below(pair_count);
-    let mut first = candidates[0];
+    let mut first = anchors[0];
     let mut first_partners = 0;
-    for candidate in &candidates {
-        let count = partners(candidate);
+    for &anchor in anchors {
+        let count = partners(anchor);
         if target < count {
-            first = *candidate;
+            first = anchor;
             first_partners = count;
             break;
         }
         target -= count;
     }
 
-    let (top, bottom, left, right) = window(first.0, first.1);
     let mut target = rng.below(first_partners);
-    for &(y, x) in &candidates {
-        let overlapping = (top..bottom).contains(&y) && (left..right).contains(&x);
+    for &anchor in anchors {
+        let overlapping =
+            anchor.0.abs_diff(first.0) < patch_height && anchor.1.abs_diff(first.1) < patch_width;
         if overlapping {
             continue;
         }
         if target == 0 {
-            return Some((first, (y, x)));
+            return Some((first, anchor));
         }
         target -= 1;
     }
@@ -355,9 +474,13 @@ pub fn sample_swap_with_clustering<T: MapElement>(
 
     // The salient cluster, at the sampled size and then smaller.
     let top = clustering.len() - 1;
-    let in_top = |index: usize| clustering.contains(top, map[index]);
+    let mut in_top = Candidates::new(Membership::Range {
+        map,
+        lower: clustering.lower[top],
+        upper: clustering.upper[top],
+    });
     for (attempt, &(h, w)) in limited_sizes.iter().enumerate() {
-        if let Some(pair) = sample_pair(&mut rng, height, width, h, w, &in_top) {
+        if let Some(pair) = sample_pair(&mut rng, height, width, h, w, &mut in_top) {
             let fallback = (attempt > 0).then_some(Fallback::SmallerPatch);
             return Ok(params(pair, top, fallback));
         }
@@ -365,18 +488,22 @@ pub fn sample_swap_with_clustering<T: MapElement>(
 
     // The other clusters, from the highest centroid down.
     for cluster in (0..top).rev() {
-        let in_cluster = |index: usize| clustering.contains(cluster, map[index]);
+        let mut in_cluster = Candidates::new(Membership::Range {
+            map,
+            lower: clustering.lower[cluster],
+            upper: clustering.upper[cluster],
+        });
         for &(h, w) in &limited_sizes {
-            if let Some(pair) = sample_pair(&mut rng, height, width, h, w, &in_cluster) {
+            if let Some(pair) = sample_pair(&mut rng, height, width, h, w, &mut in_cluster) {
                 return Ok(params(pair, cluster, Some(Fallback::NextCluster)));
             }
         }
     }
 
     // Anywhere: with at least 2 pixels, some size down to 1 x 1 always fits twice.
-    let anywhere = |_: usize| true;
+    let mut anywhere = Candidates::new(Membership::<T>::Everywhere);
     for &(h, w) in &all_sizes {
-        if let Some((box_a, box_b)) = sample_pair(&mut rng, height, width, h, w, &anywhere) {
+        if let Some((box_a, box_b)) = sample_pair(&mut rng, height, width, h, w, &mut anywhere) {
             return Ok(SwapParams {
                 box_a,
                 box_b,
@@ -436,12 +563,12 @@ pub fn sample_random_swap(
 
     let mut rng = SeededRng::new(seed);
     let (patch_height, patch_width) = sizes.sample(&mut rng, height, width);
-    let anywhere = |_: usize| true;
+    let mut anywhere = Candidates::new(Membership::<u8>::Everywhere);
     for (attempt, &(h, w)) in halved_sizes(patch_height, patch_width, usize::BITS as usize)
         .iter()
         .enumerate()
     {
-        if let Some((box_a, box_b)) = sample_pair(&mut rng, height, width, h, w, &anywhere) {
+        if let Some((box_a, box_b)) = sample_pair(&mut rng, height, width, h, w, &mut anywhere) {
             return Ok(SwapParams {
                 box_a,
                 box_b,
@@ -573,18 +700,48 @@ mod tests {
 
     #[test]
     fn exact_step_is_uniform_over_pairs() {
-        // On a 1 x 4 image with 1 x 2 patches only anchors (0, 0) and (0, 2) are valid, as an
-        // ordered pair in either order; the exact step must produce both orders.
+        // Anchors (0, 0), (0, 1), (0, 2) with 1 x 2 patches: only (0, 0) and (0, 2) are
+        // disjoint, as an ordered pair in either order; the exact step must produce both.
+        let anchors = [(0, 0), (0, 1), (0, 2)];
+        let bounds = AnchorBounds::of(&anchors);
         let mut rng = SeededRng::new(5);
         let mut seen = [0usize; 2];
-        let any = |_: usize| true;
         for _ in 0..200 {
-            let (a, b) = sample_pair_exact(&mut rng, 4, 1, 3, 1, 2, &any).unwrap();
-            assert_eq!(a.0, 0);
-            assert!((a.1 == 0 && b.1 == 2) || (a.1 == 2 && b.1 == 0));
+            let (a, b) = sample_pair_exact(&mut rng, &anchors, &bounds, 1, 2).unwrap();
+            assert!(
+                (a.1 == 0 && b.1 == 2) || (a.1 == 2 && b.1 == 0),
+                "{a:?} {b:?}"
+            );
             seen[usize::from(a.1 == 2)] += 1;
         }
         assert!(seen[0] > 60 && seen[1] > 60, "{seen:?}");
+        assert!(sample_pair_exact(&mut rng, &anchors, &bounds, 1, 3).is_none());
+    }
+
+    #[test]
+    fn exact_step_counts_match_brute_force() {
+        // Random anchor sets: the exact step must only return disjoint pairs, and must find
+        // one whenever brute force does.
+        let mut rng = SeededRng::new(11);
+        for _ in 0..200 {
+            let count = 2 + rng.index(12);
+            let mut anchors: Vec<(usize, usize)> =
+                (0..count).map(|_| (rng.index(9), rng.index(9))).collect();
+            anchors.sort_unstable();
+            anchors.dedup();
+            let (h, w) = (1 + rng.index(5), 1 + rng.index(5));
+            let disjoint = |a: (usize, usize), b: (usize, usize)| {
+                a.0.abs_diff(b.0) >= h || a.1.abs_diff(b.1) >= w
+            };
+            let exists = anchors
+                .iter()
+                .any(|&a| anchors.iter().any(|&b| disjoint(a, b)));
+            let bounds = AnchorBounds::of(&anchors);
+            match sample_pair_exact(&mut rng, &anchors, &bounds, h, w) {
+                Some((a, b)) => assert!(disjoint(a, b)),
+                None => assert!(!exists),
+            }
+        }
     }
 
     #[test]
