@@ -5,14 +5,15 @@ Usage:
     python benchmarks/bench_augment.py --scaling --plot scaling.png
     python benchmarks/bench_augment.py --json benchmarks/results/augment.json
 
-The default run times one image and its (L, H, W) uint8 maps through `CutSwapTransform` (Rust)
-and through `cutswap.reference.reference_cutswap_levels` (NumPy + scikit-learn `KMeans` with
-its default `n_init`), on the same inputs in the same process, and prints images per second
-and the ratio. The reference runs with BLAS and OpenMP pools limited to `--threads` threads
-(default 1), because the Rust path is single-threaded.
+The default run times one image and its (L, H, W) uint8 maps through two paths on the same
+inputs in the same process: `CutSwapTransform` (Rust) and
+`cutswap.reference.reference_cutswap_levels` (NumPy + scikit-learn `KMeans` with its default
+`n_init`). It prints images per second for each and the ratio. The reference runs with BLAS
+and OpenMP pools limited to `--threads` threads (default 1), because the Rust path is
+single-threaded.
 
 `--scaling` times k-means alone and k-means + sampling + swap for one level, for several
-image sides and k; `time_scaling` is importable for other scripts.
+image sides and k. `time_scaling` is importable for other scripts.
 """
 
 from __future__ import annotations

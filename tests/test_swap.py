@@ -53,9 +53,13 @@ def images(draw, height, width):
 def check_boxes(params: SwapParams, height: int, width: int) -> None:
     (ya, xa, h, w), (yb, xb, hb, wb) = params.box_a, params.box_b
     assert (h, w) == (hb, wb)
-    assert h >= 1 and w >= 1
-    assert 0 <= ya and ya + h <= height and 0 <= xa and xa + w <= width
-    assert 0 <= yb and yb + h <= height and 0 <= xb and xb + w <= width
+    assert h >= 1
+    assert w >= 1
+    for y, x in ((ya, xa), (yb, xb)):
+        assert 0 <= y
+        assert y + h <= height
+        assert 0 <= x
+        assert x + w <= width
     disjoint_rows = ya + h <= yb or yb + h <= ya
     disjoint_columns = xa + w <= xb or xb + w <= xa
     assert disjoint_rows or disjoint_columns
@@ -232,7 +236,7 @@ def test_seed_results_pinned():
 
 
 def test_derive_seed_matches_splitmix64():
-    # With no indices the result is the first splitmix64 output for that seed; for seed 0
+    # With no indices the result is the first splitmix64 output for that seed. For seed 0
     # that is 0xE220A8397B1DCDAF, the published first value of the generator.
     assert derive_seed(0) == 0xE220A8397B1DCDAF
     assert derive_seed(1, 2, 3) == 1032062303527754036

@@ -138,7 +138,7 @@ def saliency_kmeans(saliency: np.ndarray, k: int = 3) -> Tuple[np.ndarray, np.nd
 
     Raises:
         TypeError: If `saliency` is not a uint8 or float32 ndarray.
-        ValueError: If `saliency` is not 2-D or empty, holds NaN or infinity, or `k` is out of
+        ValueError: If `saliency` is not 2-D or empty, contains NaN or infinity, or `k` is out of
             range.
     """
     k = _check_int("k", k, 1, MAX_CLUSTERS)
@@ -319,7 +319,7 @@ class CutSwapTransform:
 
         Raises:
             TypeError: If an array has an unsupported dtype.
-            ValueError: If the shapes disagree or a map holds NaN or infinity.
+            ValueError: If the shapes disagree or a map contains NaN or infinity.
         """
         negatives, raw_params = _native.cutswap_levels(
             image, maps, self.k, self.area, self.aspect, _check_seed(seed), self.mode

@@ -13,8 +13,8 @@ The colour jitter scales brightness, contrast and saturation by factors uniform 
 plane of the YIQ colour space, a linear approximation of the HSV hue shift that torchvision's
 `ColorJitter` applies.
 
-Both functions take a (H, W, 3) uint8 image and a seed for `numpy.random.default_rng`, and
-return a new (H, W, 3) uint8 image; the input is not modified.
+Both functions take a (H, W, 3) uint8 image and a seed for `numpy.random.default_rng`. They
+return a new (H, W, 3) uint8 image and leave the input unchanged.
 """
 
 from __future__ import annotations

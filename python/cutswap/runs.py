@@ -18,6 +18,7 @@ import json
 import logging
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict
 
@@ -119,3 +120,54 @@ def read_run_config(run_dir: Path) -> Dict[str, Any]:
             "retrain with this version or use the cutswap version that wrote it"
         )
     return values
+
+
+@dataclass
+class SavedRun:
+    """The files of a finished run directory, read back.
+
+    Attributes:
+        directory: the run directory.
+        config: the contents of ``config.json`` (``train``, ``dataset``, ``format_version``, ...).
+        model: the contents of ``model.pt``: ``net``, ``reference`` (empty when the run scores with
+            the trained embedding alone) and ``saliency_layers``.
+        density: the contents of ``density.pt``, a `CombinedDensity` state dict.
+        metrics: the contents of ``metrics.json``.
+    """
+
+    directory: Path
+    config: Dict[str, Any]
+    model: Dict[str, Any]
+    density: Dict[str, Any]
+    metrics: Dict[str, Any]
+
+
+def load_run(run_dir: Path) -> SavedRun:
+    """Read a finished run directory, checking that it is complete and of this format version.
+
+    Raises:
+        FileNotFoundError: the directory, ``config.json``, ``model.pt``, ``density.pt`` or
+            ``metrics.json`` is missing; the message names the files and the command that
+            finishes the run.
+        ValueError: a file is damaged or the run was written with another format version.
+    """
+    run_dir = Path(run_dir)
+    config = read_run_config(run_dir)
+    missing = [name for name in (MODEL_FILE, DENSITY_FILE, METRICS_FILE) if not (run_dir / name).is_file()]
+    if missing:
+        raise FileNotFoundError(
+            f"run directory {run_dir} is incomplete: {', '.join(missing)} not found; finish the run with "
+            f"`python -m cutswap.train --output {run_dir} --resume`"
+        )
+    metrics_path = run_dir / METRICS_FILE
+    try:
+        metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{metrics_path} is not valid JSON ({error}); the run directory is damaged") from error
+    return SavedRun(
+        directory=run_dir,
+        config=config,
+        model=load_tensor_file(run_dir / MODEL_FILE),
+        density=load_tensor_file(run_dir / DENSITY_FILE),
+        metrics=metrics,
+    )

@@ -350,7 +350,7 @@ fn optimal_segment_ends(values: &[f64], weights: &[f64], clusters: usize) -> Vec
     ends[clusters - 1] = n;
     ends[clusters - 2] = best_split;
     for layer in (2..clusters).rev() {
-        // split_table[layer - 2] holds the splits for `layer` clusters.
+        // split_table[layer - 2] contains the splits for `layer` clusters.
         ends[layer - 2] = split_table[layer - 2][ends[layer - 1]] as usize;
     }
     ends

@@ -6,10 +6,10 @@
 //! `[1, image side]`.
 //!
 //! Anchors are drawn uniformly over the ordered pairs of candidate pixels whose patches fit
-//! the image and do not overlap. Cheap rejection sampling runs first; when it keeps missing,
-//! an exact method counts, for every candidate, its non-overlapping partners with 2-D prefix
-//! sums and draws from those counts. Both steps draw from the same uniform distribution, so
-//! the mixture is uniform too.
+//! the image and do not overlap. Rejection sampling on random pixels runs first. When it
+//! keeps missing, rejection runs on the list of candidates, and then an exact method counts
+//! the non-overlapping partners of every candidate with 2-D prefix sums and draws from those
+//! counts. Each step draws from the same uniform distribution, so the mixture is uniform too.
 //!
 //! Saliency-guided sampling takes candidates from the cluster with the highest centroid.
 //! When that cluster has no valid pair, it falls back, in order, to smaller patches in the
@@ -57,7 +57,7 @@ impl PatchBox {
     }
 }
 
-/// Which fallback produced the anchors when the salient cluster had no valid pair.
+/// The fallback that produced the anchors when the salient cluster had no valid pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Fallback {
     /// Smaller patches in the salient cluster.
@@ -103,7 +103,7 @@ pub struct PatchSizeRange {
 }
 
 impl Default for PatchSizeRange {
-    /// The CutPaste settings: area ratio in [0.02, 0.15], aspect ratio in [0.3, 3.3].
+    /// Returns the CutPaste settings: area ratio in [0.02, 0.15], aspect ratio in [0.3, 3.3].
     fn default() -> Self {
         Self {
             area: (0.02, 0.15),
@@ -355,8 +355,9 @@ impl AnchorBounds {
     }
 }
 
-/// The exact step of [`sample_pair`]: draws the first anchor with probability proportional to
-/// its number of non-overlapping partners, then the second uniformly among those partners.
+/// Draws the first anchor with probability proportional to its number of non-overlapping
+/// partners, then the second uniformly among those partners (the exact step of
+/// [`sample_pair`]).
 ///
 /// Partner counts come from 2-D prefix sums over the anchors' bounding box, so the cost is
 /// linear in that box's area plus the number of anchors.
@@ -701,7 +702,7 @@ mod tests {
     #[test]
     fn exact_step_is_uniform_over_pairs() {
         // Anchors (0, 0), (0, 1), (0, 2) with 1 x 2 patches: only (0, 0) and (0, 2) are
-        // disjoint, as an ordered pair in either order; the exact step must produce both.
+        // disjoint. The exact step must produce that pair in both orders.
         let anchors = [(0, 0), (0, 1), (0, 2)];
         let bounds = AnchorBounds::of(&anchors);
         let mut rng = SeededRng::new(5);
@@ -714,7 +715,8 @@ mod tests {
             );
             seen[usize::from(a.1 == 2)] += 1;
         }
-        assert!(seen[0] > 60 && seen[1] > 60, "{seen:?}");
+        assert!(seen[0] > 60, "{seen:?}");
+        assert!(seen[1] > 60, "{seen:?}");
         assert!(sample_pair_exact(&mut rng, &anchors, &bounds, 1, 3).is_none());
     }
 

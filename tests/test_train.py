@@ -1,0 +1,181 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from cutswap.config import TrainConfig, preset
+from cutswap.runs import CHECKPOINT_FILE, CONFIG_FILE, DENSITY_FILE, METRICS_FILE, MODEL_FILE
+from cutswap.train import main, train
+
+
+def _write_folder(root, normal=14, abnormal=6, size=72):
+    rng = np.random.default_rng(0)
+    normal_dir = root / "normal"
+    abnormal_dir = root / "abnormal"
+    normal_dir.mkdir(parents=True)
+    abnormal_dir.mkdir(parents=True)
+    for index in range(normal + abnormal):
+        # A striped texture with noise, like a repetitive industrial surface.
+        stripes = (np.sin(np.arange(size) / 3.0) * 60 + 128)[None, :].repeat(size, 0)
+        image = np.clip(stripes + rng.normal(0, 10, (size, size)), 0, 255).astype(np.uint8)
+        if index >= normal:
+            top, left = rng.integers(8, size - 24, size=2)
+            image[top:top + 16, left:left + 16] = 10
+        target = normal_dir if index < normal else abnormal_dir
+        Image.fromarray(image).save(target / f"image{index:03d}.png")
+    return normal_dir, abnormal_dir
+
+
+@pytest.fixture(scope="module")
+def folder(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    normal_dir, abnormal_dir = _write_folder(root)
+    return ("folder", {"normal_dir": str(normal_dir), "abnormal_dir": str(abnormal_dir), "test_ratio": 0.3,
+                       "seed": 0})
+
+
+def _smoke(**overrides):
+    values = {"image_size": 64, "steps": 3, "batch_size": 4, "num_workers": 0}
+    values.update(overrides)
+    return preset("smoke", **values)
+
+
+@pytest.fixture(scope="module")
+def cutswap_run(tmp_path_factory, folder):
+    output = tmp_path_factory.mktemp("runs") / "cutswap"
+    metrics = train(_smoke(), folder, output, progress=False)
+    return output, metrics
+
+
+def test_run_directory_is_complete(cutswap_run):
+    output, metrics = cutswap_run
+
+    for name in (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, DENSITY_FILE, METRICS_FILE, "train.log",
+                 "roc.png", "scores.png", "negatives.png", "scores.csv"):
+        assert (output / name).is_file(), name
+    saved = json.loads((output / METRICS_FILE).read_text())
+    assert saved["image_auroc"] == pytest.approx(metrics["image_auroc"])
+    assert 0.0 <= saved["image_auroc"] <= 1.0
+    assert {"f1", "train_quantile"} <= set(saved["thresholds"])
+    assert saved["num_train"] + saved["num_test"] == 20
+
+
+def test_checkpoints_load_without_pickle(cutswap_run):
+    output, _ = cutswap_run
+
+    for name in (CHECKPOINT_FILE, MODEL_FILE, DENSITY_FILE):
+        state = torch.load(output / name, weights_only=True)
+        assert isinstance(state, dict)
+
+
+def test_saliency_cache_is_written(cutswap_run):
+    output, _ = cutswap_run
+
+    caches = list((output / "saliency").glob("*.npy"))
+
+    assert len(caches) == 1
+    maps = np.load(caches[0], mmap_mode="r")
+    assert maps.shape[1:] == (4, 64, 64)
+    assert maps.dtype == np.uint8
+
+
+def test_existing_run_is_not_overwritten(cutswap_run, folder):
+    output, _ = cutswap_run
+    before = (output / METRICS_FILE).read_bytes()
+
+    with pytest.raises(FileExistsError, match="--resume"):
+        train(_smoke(), folder, output, progress=False)
+
+    assert (output / METRICS_FILE).read_bytes() == before
+
+
+def test_overwrite_refuses_foreign_directory(tmp_path, folder):
+    (tmp_path / "notes.txt").write_text("keep me")
+
+    with pytest.raises(FileExistsError, match="holds no cutswap run"):
+        train(_smoke(), folder, tmp_path, overwrite=True, progress=False)
+
+    assert (tmp_path / "notes.txt").read_text() == "keep me"
+
+
+def test_resume_finishes_interrupted_run(tmp_path, folder):
+    config = _smoke(augmentation="random_swap", steps=6, batch_size=4)
+    uninterrupted = train(config, folder, tmp_path / "whole", progress=False)
+
+    # Stop after the first epoch's checkpoint: with 9 training images and batch 4 an epoch is 2 steps.
+    partial = tmp_path / "partial"
+    short = _smoke(augmentation="random_swap", steps=2, batch_size=4)
+    train(short, folder, partial, progress=False)
+    (partial / METRICS_FILE).unlink()
+    saved = json.loads((partial / CONFIG_FILE).read_text())
+    saved["train"]["steps"] = 6
+    (partial / CONFIG_FILE).write_text(json.dumps(saved))
+
+    resumed = train(short, folder, partial, resume=True, progress=False)
+
+    state = torch.load(partial / CHECKPOINT_FILE, weights_only=True)
+    assert state["step"] == 6
+    assert resumed["image_auroc"] == pytest.approx(uninterrupted["image_auroc"], abs=1e-6)
+
+
+def test_resume_needs_existing_run(tmp_path, folder):
+    with pytest.raises(FileNotFoundError, match="cannot resume"):
+        train(_smoke(), folder, tmp_path / "missing", resume=True, progress=False)
+
+
+@pytest.mark.parametrize("augmentation", ["none", "cutpaste_3way"])
+def test_other_augmentations_run(tmp_path, folder, augmentation):
+    metrics = train(_smoke(augmentation=augmentation), folder, tmp_path / augmentation, progress=False)
+
+    assert metrics["augmentation"] == augmentation
+    assert np.isfinite(metrics["image_auroc"])
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"augmentation": "mixup"}, "augmentation must be one of"),
+        ({"head": "triple"}, "head must be one of"),
+        ({"k": 0}, "k must be between 1 and 256"),
+        ({"area": (0.3, 0.1)}, "area must be an increasing pair"),
+        ({"aspect": (0.0, 1.0)}, "aspect must be an increasing pair"),
+        ({"batch_size": 0}, "batch_size must be at least 1"),
+        ({"image_size": 8}, "image_size must be at least 32"),
+        ({"device": "tpu"}, "device must be auto, cpu, cuda"),
+        ({"steps": -1}, "steps must be 0 or more"),
+    ],
+)
+def test_invalid_config(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        TrainConfig(**overrides).validate()
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="unknown preset 'fast'"):
+        preset("fast")
+
+
+def test_config_round_trip():
+    config = _smoke(area=(0.05, 0.1), levels=["blocks.4"])
+
+    assert TrainConfig.from_dict(json.loads(config.to_json())) == config
+
+
+def test_cli_reports_existing_run(cutswap_run, folder, capsys):
+    output, _ = cutswap_run
+    options = folder[1]
+
+    status = main(["--dataset", "folder", "--normal-dir", options["normal_dir"], "--abnormal-dir",
+                   options["abnormal_dir"], "--preset", "smoke", "--output", str(output), "--no-progress"])
+
+    assert status == 2
+
+
+def test_cli_rejects_bad_option(capsys):
+    with pytest.raises(SystemExit) as error:
+        main(["--preset", "smoke", "--k", "0", "--output", "unused"])
+
+    assert error.value.code == 2
+    assert "k must be between 1 and 256" in capsys.readouterr().err
