@@ -67,6 +67,7 @@ BAD_INPUTS = [
     ),
     (lambda: sample_random_swap((1, 1), seed=0), ValueError, "got (1, 1)"),
     (lambda: sample_random_swap((5,), seed=0), ValueError, "shape must be (H, W) or (H, W, C)"),
+    (lambda: sample_random_swap((2**20, 2**20), seed=0), ValueError, "at most 4294967296 pixels"),
     (lambda: sample_random_swap((-1, 4), seed=0), ValueError, "shape[0] must be an integer"),
     (
         lambda: swap_patches(IMAGE, SwapParams((0, 0, 4, 4), (2, 2, 4, 4), 0.0, 1)),

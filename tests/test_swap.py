@@ -130,6 +130,14 @@ def test_patch_sizes_follow_area_and_aspect():
         assert aspect[0] * 0.9 <= h / w <= aspect[1] * 1.1
 
 
+def test_random_swap_large_patch_on_large_shape():
+    # Patches of 90-95 % of the image never fit twice, so the sampler must halve them. The
+    # shape has no array behind it, so no step may allocate per pixel.
+    params = sample_random_swap((60_000, 70_000), area=(0.9, 0.95), aspect=(1.0, 1.0), seed=1)
+    check_boxes(params, 60_000, 70_000)
+    assert params.fallback == "smaller_patch"
+
+
 def test_different_seeds_differ():
     saliency = np.random.default_rng(0).random((64, 64), dtype=np.float32)
     boxes = {sample_swap(saliency, seed=seed).box_a for seed in range(20)}

@@ -9,7 +9,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .model import CutSwapNet, FrozenReference
+from .model import CutSwapNet, FrozenReference, embed_pair
 
 logger = logging.getLogger(__name__)
 
@@ -41,10 +41,10 @@ def embed_images(
                           unit="batch", leave=False):
             batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
             batch = batch.permute(0, 3, 1, 2).to(device)
-            embedding, _ = net.stage_outputs(batch)
-            outputs["trained"].append(embedding.float().cpu().numpy())
-            if reference is not None:
-                outputs["frozen"].append(reference(net, batch).float().cpu().numpy())
+            trained, frozen = embed_pair(net, reference, batch)
+            outputs["trained"].append(trained.float().cpu().numpy())
+            if frozen is not None:
+                outputs["frozen"].append(frozen.float().cpu().numpy())
     finally:
         net.train(was_training)
     return {name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for name, parts in outputs.items()}

@@ -1,11 +1,17 @@
 """Anomaly maps: where in an image a saved run sees the anomaly.
 
 Each pixel is scored by the Mahalanobis distance of its local feature vector from one Gaussian
-fitted to the local features of the training normals. The features are two mid-level feature
-maps of the run's own network (``blocks.2`` and ``blocks.4`` of EfficientNet-Lite0, ``layer2``
-and ``layer3`` of ResNet-18), each averaged over a 3x3 neighbourhood, the deeper one upsampled to
-the finer one's grid and the two concatenated along channels. The Gaussian is shared by all
-positions, so it needs only a few training images and suits images whose parts move.
+fitted to the local features of the training normals. The features are two early feature maps of
+the run's own network, at strides 4 and 8 (``blocks.1`` and ``blocks.2`` of EfficientNet-Lite0,
+``layer1`` and ``layer2`` of ResNet-18), each averaged over a 3x3 neighbourhood, the coarser one
+upsampled to the finer one's grid and the two concatenated along channels. The weights are the
+run's own: ImageNet's unless `trainable_stages` reaches these stages (it reaches ResNet-18's
+``layer2`` at the default of 3, and Lite0's ``blocks.2`` only from 6). The Gaussian is shared by
+all positions, so it needs only a few training images and suits images whose parts move.
+
+On synthetic dark squares in a noisy striped texture, these stages gave a pixel AUROC of 0.95 at
+64 pixels and 0.995 at 224, against 0.54 and 0.98 for the strides 8 and 16 (``blocks.2`` and
+``blocks.4``) that patch methods often use; at 64 pixels the deeper maps are only 4 cells wide.
 
 The distances are upsampled bilinearly to the image size and smoothed with a Gaussian filter
 (sigma 4 pixels at 224 pixels, scaled with the image size).
@@ -35,8 +41,8 @@ LOCALIZATION_FILE = "localization.pt"
 
 #: Feature maps the patch Gaussian is fitted on, per backbone, finest first.
 LOCALIZATION_STAGES: Dict[str, Tuple[str, ...]] = {
-    "efficientnet_lite0": ("blocks.2", "blocks.4"),
-    "resnet18": ("layer2", "layer3"),
+    "efficientnet_lite0": ("blocks.1", "blocks.2"),
+    "resnet18": ("layer1", "layer2"),
 }
 
 # Added to the diagonal of the patch covariance before it is inverted, as PaDiM does; the

@@ -181,17 +181,40 @@ class FrozenReference(nn.Module):
 
     def forward(self, net: CutSwapNet, images: torch.Tensor) -> torch.Tensor:
         """Return the (B, D) concatenated pooled ImageNet features of the named stages."""
-        features = net.normalize(images)
-        pooled: Dict[str, torch.Tensor] = {}
-        for index, name in enumerate(net.stage_names):
-            if index < net.first_trainable:
-                stage = net.stages[index]
-            else:
-                stage = self.stages[index - net.first_trainable]
-            features = stage(features)
-            if name in self.names:
-                pooled[name] = features.mean(dim=(2, 3))
-        return torch.cat([pooled[name] for name in self.names], dim=1)
+        return embed_pair(net, self, images)[1]
+
+
+def embed_pair(
+    net: CutSwapNet, reference: FrozenReference | None, images: torch.Tensor
+) -> Tuple[torch.Tensor, torch.Tensor | None]:
+    """Embed (B, 3, H, W) images with the trained network and, if given, the frozen reference.
+
+    The stages before the first fine-tuned one run once and feed both branches.
+
+    Returns:
+        The (B, D) pooled output of the trained network and the (B, D_f) concatenated pooled
+        ImageNet features of the reference's stages (None without a reference).
+    """
+    wanted = set(reference.names) if reference is not None else set()
+    pooled: Dict[str, torch.Tensor] = {}
+    shared = net.normalize(images)
+    for name, stage in zip(net.stage_names[:net.first_trainable], net.stages[:net.first_trainable]):
+        shared = stage(shared)
+        if name in wanted:
+            pooled[name] = shared.mean(dim=(2, 3))
+
+    trained = shared
+    for stage in net.stages[net.first_trainable:]:
+        trained = stage(trained)
+    if reference is None:
+        return trained.mean(dim=(2, 3)), None
+
+    frozen = shared
+    for name, stage in zip(net.stage_names[net.first_trainable:], reference.stages):
+        frozen = stage(frozen)
+        if name in wanted:
+            pooled[name] = frozen.mean(dim=(2, 3))
+    return trained.mean(dim=(2, 3)), torch.cat([pooled[name] for name in reference.names], dim=1)
 
 
 def _stage_channels(stage: nn.Module) -> int:

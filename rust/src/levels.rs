@@ -9,7 +9,7 @@ use crate::sampling::{
 };
 use crate::swap::{check_image_len, swap_in_place, ImageShape};
 
-/// Where anchors come from.
+/// The source of anchor pixels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum SwapMode {
     /// The cluster of each level's map with the highest centroid (CutSwap).

@@ -12,10 +12,10 @@
 //! counts. Each step draws from the same uniform distribution, so the mixture is uniform too.
 //!
 //! Saliency-guided sampling takes candidates from the cluster with the highest centroid.
-//! When that cluster has no valid pair, it falls back, in order, to smaller patches in the
-//! same cluster (sides halved up to [`MAX_HALVINGS`] times), then to the other clusters in
-//! descending centroid order (every size), then to the whole image (halving down to 1 x 1
-//! if needed). The first fallback that succeeds is reported.
+//! When that cluster has no valid pair, the sampler tries smaller patches in the same cluster
+//! (sides halved up to [`MAX_HALVINGS`] times). Next come the other clusters in descending
+//! centroid order, at the sampled size and those halved sizes. Last comes the whole image,
+//! halving down to 1 x 1 if needed. The first fallback that succeeds is reported.
 
 use crate::error::{Error, Result};
 use crate::kmeans::{kmeans_1d, Clustering, MapElement};
@@ -153,13 +153,25 @@ impl PatchSizeRange {
     }
 }
 
-/// Checks that the image can hold two non-overlapping patches at all.
+/// The largest supported image, in pixels. Pair counts over the anchor grid are squares of
+/// pixel counts, and 2^32 pixels keeps them within `u128`; no real image comes close.
+pub const MAX_PIXELS: u64 = 1 << 32;
+
+/// Checks that the image can hold two non-overlapping patches and is not larger than
+/// [`MAX_PIXELS`].
 fn check_image_size(height: usize, width: usize) -> Result<()> {
-    let pixels = height.saturating_mul(width);
+    let pixels = (height as u128) * (width as u128);
     if pixels < 2 {
         return Err(Error::shape(
             "image",
             "at least 2 pixels, so two non-overlapping 1 x 1 patches fit",
+            format!("({height}, {width})"),
+        ));
+    }
+    if pixels > u128::from(MAX_PIXELS) {
+        return Err(Error::shape(
+            "image",
+            format!("at most {MAX_PIXELS} pixels"),
             format!("({height}, {width})"),
         ));
     }
@@ -205,18 +217,27 @@ impl<T: MapElement> Membership<'_, T> {
     fn positions(&self, height: usize, width: usize) -> Vec<(usize, usize)> {
         let indices: Vec<usize> = match self {
             Membership::Range { map, lower, upper } => {
-                // Branch-free compaction: every pixel writes its index and only members
-                // advance the write position, which beats a data-dependent branch when
-                // members are scattered.
-                let mut indices = vec![0usize; map.len() + 1];
-                let mut count = 0;
-                for (index, &value) in map.iter().enumerate() {
-                    indices[count] = index;
-                    count += usize::from((value >= *lower) & (value <= *upper));
+                // Salient clusters are small and compact, so most blocks of 64 pixels have no
+                // member. The membership test over a block vectorises, and only blocks with a
+                // member are scanned pixel by pixel.
+                let is_member = |value: T| (value >= *lower) & (value <= *upper);
+                let mut indices = Vec::new();
+                for (block_index, block) in map.chunks(64).enumerate() {
+                    let any_member = block
+                        .iter()
+                        .fold(false, |found, &value| found | is_member(value));
+                    if !any_member {
+                        continue;
+                    }
+                    for (offset, &value) in block.iter().enumerate() {
+                        if is_member(value) {
+                            indices.push(block_index * 64 + offset);
+                        }
+                    }
                 }
-                indices.truncate(count);
                 indices
             }
+            // sample_pair handles Everywhere without a list; this arm is for completeness.
             Membership::Everywhere => (0..height * width).collect(),
         };
         indices
@@ -300,6 +321,11 @@ fn sample_pair<T: MapElement>(
         }
     }
 
+    if matches!(candidates.membership, Membership::Everywhere) {
+        return sample_pair_everywhere(rng, rows, columns, patch_height, patch_width)
+            .map(|(first, second)| (make_box(first), make_box(second)));
+    }
+
     let anchors: Vec<(usize, usize)> = candidates
         .positions(height, width)
         .iter()
@@ -327,6 +353,122 @@ fn sample_pair<T: MapElement>(
 
     sample_pair_exact(rng, &anchors, &bounds, patch_height, patch_width)
         .map(|(first, second)| (make_box(first), make_box(second)))
+}
+
+/// Returns how many `b` in `0..n` satisfy `|a - b| < distance`, for `a < n`, `distance >= 1`.
+fn near_count(a: usize, n: usize, distance: usize) -> u128 {
+    let low = a.saturating_sub(distance - 1);
+    let high = (a + distance - 1).min(n - 1);
+    (high - low + 1) as u128
+}
+
+/// Returns the number of ordered pairs in `0..n` closer than `distance` (`distance >= 1`).
+fn near_pair_count(n: usize, distance: usize) -> u128 {
+    let (n, d) = (n as u128, distance as u128);
+    if d >= n {
+        n * n
+    } else {
+        // Each value has 2d - 1 near partners, less those cut off at both ends.
+        n * (2 * d - 1) - d * (d - 1)
+    }
+}
+
+/// Draws an ordered pair from `0..n` that is near (`|a - b| < distance`) or far, uniformly
+/// among such pairs. The caller guarantees at least one exists.
+fn sample_pair_1d(rng: &mut SeededRng, n: usize, distance: usize, near: bool) -> (usize, usize) {
+    let count_for = |a: usize| {
+        let close = near_count(a, n, distance);
+        if near {
+            close
+        } else {
+            n as u128 - close
+        }
+    };
+    let total = if near {
+        near_pair_count(n, distance)
+    } else {
+        (n as u128) * (n as u128) - near_pair_count(n, distance)
+    };
+
+    let mut target = below_u128(rng, total);
+    let mut first = 0;
+    for a in 0..n {
+        let count = count_for(a);
+        if target < count {
+            first = a;
+            break;
+        }
+        target -= count;
+    }
+
+    let target = below_u128(rng, count_for(first)) as usize;
+    let low = first.saturating_sub(distance - 1);
+    if near {
+        return (first, low + target);
+    }
+    // Far partners: 0..=first - distance, then first + distance..n.
+    let below_count = if first >= distance {
+        first - distance + 1
+    } else {
+        0
+    };
+    if target < below_count {
+        (first, target)
+    } else {
+        (first, first + distance + (target - below_count))
+    }
+}
+
+/// Returns an integer uniform in [0, n) for `n <= 2^128 - 1`, by masking to the next power of
+/// two and rejecting values out of range.
+fn below_u128(rng: &mut SeededRng, n: u128) -> u128 {
+    if n <= u128::from(u64::MAX) {
+        return u128::from(rng.below(n as u64));
+    }
+    let mask = u128::MAX >> (n - 1).leading_zeros();
+    loop {
+        let value = ((u128::from(rng.next_u64()) << 64) | u128::from(rng.next_u64())) & mask;
+        if value < n {
+            return value;
+        }
+    }
+}
+
+/// Draws two anchors from a `rows x columns` anchor grid whose patches do not overlap,
+/// uniformly over all such ordered pairs, in O(rows + columns) time and no extra memory.
+///
+/// Disjoint pairs split into two sets without overlap: rows at least `patch_height` apart
+/// (any columns), and rows closer but columns at least `patch_width` apart. Both are products
+/// of 1-D pair sets, so their sizes have closed forms.
+fn sample_pair_everywhere(
+    rng: &mut SeededRng,
+    rows: usize,
+    columns: usize,
+    patch_height: usize,
+    patch_width: usize,
+) -> Option<((usize, usize), (usize, usize))> {
+    let near_rows = near_pair_count(rows, patch_height);
+    let far_rows = (rows as u128) * (rows as u128) - near_rows;
+    let near_columns = near_pair_count(columns, patch_width);
+    let far_columns = (columns as u128) * (columns as u128) - near_columns;
+
+    // MAX_PIXELS bounds rows * columns by 2^32, so these products fit in u128.
+    let rows_apart = far_rows * (columns as u128) * (columns as u128);
+    let columns_apart = near_rows * far_columns;
+    let total = rows_apart + columns_apart;
+    if total == 0 {
+        return None;
+    }
+
+    if below_u128(rng, total) < rows_apart {
+        let (y1, y2) = sample_pair_1d(rng, rows, patch_height, false);
+        let (x1, x2) = (rng.index(columns), rng.index(columns));
+        Some(((y1, x1), (y2, x2)))
+    } else {
+        let (y1, y2) = sample_pair_1d(rng, rows, patch_height, true);
+        let (x1, x2) = sample_pair_1d(rng, columns, patch_width, false);
+        Some(((y1, x1), (y2, x2)))
+    }
 }
 
 /// The inclusive bounding box of a non-empty set of anchors.
@@ -718,6 +860,69 @@ mod tests {
         assert!(seen[0] > 60, "{seen:?}");
         assert!(seen[1] > 60, "{seen:?}");
         assert!(sample_pair_exact(&mut rng, &anchors, &bounds, 1, 3).is_none());
+    }
+
+    #[test]
+    fn everywhere_sampler_matches_brute_force() {
+        let mut rng = SeededRng::new(21);
+        for _ in 0..300 {
+            let (rows, columns) = (1 + rng.index(7), 1 + rng.index(7));
+            let (h, w) = (1 + rng.index(6), 1 + rng.index(6));
+            let disjoint = |a: (usize, usize), b: (usize, usize)| {
+                a.0.abs_diff(b.0) >= h || a.1.abs_diff(b.1) >= w
+            };
+            let mut pairs = 0u128;
+            for a in 0..rows * columns {
+                for b in 0..rows * columns {
+                    pairs += u128::from(disjoint(
+                        (a / columns, a % columns),
+                        (b / columns, b % columns),
+                    ));
+                }
+            }
+            match sample_pair_everywhere(&mut rng, rows, columns, h, w) {
+                Some((a, b)) => {
+                    assert!(disjoint(a, b), "{a:?} {b:?} for {h} x {w}");
+                    assert!(a.0 < rows, "{a:?}");
+                    assert!(b.0 < rows, "{b:?}");
+                    assert!(a.1 < columns, "{a:?}");
+                    assert!(b.1 < columns, "{b:?}");
+                    assert!(pairs > 0);
+                }
+                None => assert_eq!(pairs, 0),
+            }
+        }
+    }
+
+    #[test]
+    fn everywhere_sampler_covers_all_pairs() {
+        // A 3 x 1 anchor grid with 2 x 1 patches has the disjoint pairs (0, 2) and (2, 0).
+        let mut rng = SeededRng::new(2);
+        let mut seen = [0usize; 2];
+        for _ in 0..200 {
+            let (a, b) = sample_pair_everywhere(&mut rng, 3, 1, 2, 1).unwrap();
+            assert_eq!(a.0.abs_diff(b.0), 2);
+            seen[usize::from(a.0 == 2)] += 1;
+        }
+        assert!(seen[0] > 60, "{seen:?}");
+        assert!(seen[1] > 60, "{seen:?}");
+    }
+
+    #[test]
+    fn huge_shapes_rejected_without_allocation() {
+        let sizes = PatchSizeRange {
+            area: (0.9, 0.95),
+            aspect: (1.0, 1.0),
+        };
+        let params = sample_random_swap(65_536, 65_536, &sizes, 0).unwrap();
+        check_params(&params, 65_536, 65_536);
+        assert!(matches!(
+            sample_random_swap(1 << 20, 1 << 20, &sizes, 0),
+            Err(Error::Shape {
+                argument: "image",
+                ..
+            })
+        ));
     }
 
     #[test]
