@@ -1,8 +1,8 @@
 """Measure how many images per second a saved run scores on the CPU: Detector.score, heatmaps, ONNX.
 
-By default a run directory with the default configuration (EfficientNet-Lite0, cutswap with four
-levels, trained plus frozen embeddings) is built from random weights and random Gaussian
-statistics, which costs the same to evaluate as a trained run; pass --run to time a real one.
+By default the script builds a run directory with the default configuration (EfficientNet-Lite0,
+cutswap with four levels, trained plus frozen embeddings) from random weights and random Gaussian
+statistics. It costs the same to evaluate as a trained run. Pass --run to time a real one.
 The images are random uint8 arrays already at the run's size, so decoding and resizing are not
 timed.
 
@@ -24,8 +24,15 @@ import torch
 
 from cutswap import Detector, __version__
 from cutswap.config import TrainConfig
-from cutswap.runs import CONFIG_FILE, DENSITY_FILE, FORMAT_VERSION, METRICS_FILE, MODEL_FILE
-from cutswap.runs import atomic_torch_save, atomic_write_json
+from cutswap.runs import (
+    CONFIG_FILE,
+    DENSITY_FILE,
+    FORMAT_VERSION,
+    METRICS_FILE,
+    MODEL_FILE,
+    atomic_torch_save,
+    atomic_write_json,
+)
 from cutswap.scoring import CombinedDensity
 from cutswap.train import build_networks, saliency_layers
 
@@ -71,10 +78,12 @@ def images_per_second(function: Callable[[], Any], count: int, repeats: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="time this run directory instead of a synthetic one")
-    parser.add_argument("--image-size", type=int, default=224, help="image side of the synthetic run (default: 224)")
+    parser.add_argument("--image-size", type=int, default=224,
+                        help="image side of the synthetic run in pixels (default: 224)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--images", type=int, default=64, help="images per timed call (default: 64)")
-    parser.add_argument("--repeats", type=int, default=3, help="timed calls per row; the best counts (default: 3)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="timed calls per row; the fastest counts (default: 3)")
     parser.add_argument("--no-onnx", action="store_true", help="skip the onnxruntime row")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     args = parser.parse_args()
@@ -109,7 +118,8 @@ def main() -> None:
             options = onnxruntime.SessionOptions()
             # As many threads as torch uses, so the rows compare the runtimes rather than thread counts.
             options.intra_op_num_threads = torch.get_num_threads()
-            session = onnxruntime.InferenceSession(str(model_path), options, providers=["CPUExecutionProvider"])
+            session = onnxruntime.InferenceSession(str(model_path), options,
+                                                   providers=["CPUExecutionProvider"])
             channels_first = np.ascontiguousarray(images.transpose(0, 3, 1, 2))
 
             def run_onnx() -> None:

@@ -135,6 +135,19 @@ def test_score_rejects_bad_images(detector, images, error, message):
         detector.score(images)
 
 
+def test_score_error_names_global_position(detector):
+    images = [np.zeros((SIZE, SIZE, 3), np.uint8)] * 3 + [np.zeros((SIZE, SIZE, 3), np.int16)]
+
+    with pytest.raises(TypeError, match="image 3 has dtype int16"):
+        detector.score(images, batch_size=2)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1])
+def test_score_rejects_bad_batch_size(detector, batch_size):
+    with pytest.raises(ValueError, match=f"batch_size must be at least 1, got {batch_size}"):
+        detector.score([np.zeros((SIZE, SIZE, 3), np.uint8)], batch_size=batch_size)
+
+
 def test_heatmap_is_scaled_to_unit_range(run_dir, detector):
     paths = [row["path"] for row in _test_rows(run_dir)]
 
@@ -225,7 +238,7 @@ def test_load_rejects_bad_run(run_dir, tmp_path, name, change, error, message):
 
 
 def test_load_rejects_other_backbone(run_dir):
-    with pytest.raises(ValueError, match="trained with backbone efficientnet_lite0, but resnet18 was requested"):
+    with pytest.raises(ValueError, match="trained with backbone efficientnet_lite0, but resnet18 was"):
         Detector.load(run_dir, device="cpu", backbone="resnet18")
 
 
@@ -242,3 +255,23 @@ def test_load_rejects_damaged_model(run_dir, tmp_path):
 
     with pytest.raises(ValueError, match="model.pt could not be read"):
         Detector.load(copy, device="cpu")
+
+
+def test_heatmap_without_training_images(run_dir, tmp_path):
+    copy = tmp_path / "run"
+    copy.mkdir()
+    for file_name in (MODEL_FILE, DENSITY_FILE, METRICS_FILE):
+        (copy / file_name).symlink_to(run_dir / file_name)
+    config = json.loads((run_dir / CONFIG_FILE).read_text())
+    config["dataset"]["options"]["normal_dir"] = str(tmp_path / "moved")
+    (copy / CONFIG_FILE).write_text(json.dumps(config))
+    detector = Detector.load(copy, device="cpu")
+    paths = [row["path"] for row in _test_rows(run_dir)]
+
+    with pytest.raises(ValueError, match=r"call Detector.fit_localization\(normal_images\) first"):
+        detector.heatmap(paths[:1])
+    gaussian = detector.fit_localization(paths)
+    maps = detector.heatmap(paths[:2])
+
+    assert detector.localization is gaussian
+    assert maps.shape == (2, SIZE, SIZE)

@@ -48,8 +48,8 @@ def run(tmp_path_factory):
             image[10:30, 10:30] = 250
         Image.fromarray(image).save(other / ("normal" if index < 5 else "abnormal") / f"{index:03d}.png")
     output = tmp_path_factory.mktemp("runs") / "run"
-    train(preset("smoke", augmentation="random_swap", steps=3), ("mvtec", {"root": str(root), "category": "stripes"}),
-          output, progress=False)
+    dataset = ("mvtec", {"root": str(root), "category": "stripes"})
+    train(preset("smoke", augmentation="random_swap", steps=3), dataset, output, progress=False)
     return output, other
 
 

@@ -57,7 +57,8 @@ def test_predict_reports_unreadable_image(run, tmp_path, caplog):
     run_dir, queries = run
     output = tmp_path / "scores.json"
 
-    status = main([str(run_dir), str(queries), "--output", str(output), "--device", "cpu", "--batch-size", "2"])
+    status = main([str(run_dir), str(queries), "--output", str(output), "--device", "cpu",
+                   "--batch-size", "2"])
 
     rows = {row["path"]: row for row in json.loads(output.read_text())}
     assert status == 1
@@ -94,7 +95,8 @@ def test_predict_number_threshold(run, capsys, threshold, expected):
     run_dir, queries = run
 
     # The `=` form lets argparse take a negative number as the value rather than as an option.
-    status = main([str(run_dir), str(queries / "query003.png"), f"--threshold={threshold}", "--device", "cpu"])
+    status = main([str(run_dir), str(queries / "query003.png"), f"--threshold={threshold}",
+                   "--device", "cpu"])
 
     rows = json.loads(capsys.readouterr().out)
     assert status == 0
@@ -135,3 +137,12 @@ def test_predict_incomplete_run_fails(run, tmp_path, caplog):
 
     assert status == 2
     assert "config.json not found" in caplog.text
+
+
+def test_predict_other_backbone_fails(run, caplog):
+    run_dir, queries = run
+
+    status = main([str(run_dir), str(queries / "query003.png"), "--backbone", "resnet18", "--device", "cpu"])
+
+    assert status == 2
+    assert "trained with backbone efficientnet_lite0, but resnet18 was requested" in caplog.text

@@ -1,9 +1,9 @@
 """Score new images with a saved run: `Detector.load(run_dir).score(images)`.
 
-A detector loads the network and the Gaussian statistics of a finished run directory once, then
-scores images in batches exactly as the training run scored its test set: each image is decoded
-(paths) or taken as is (arrays), resized to the run's image size with the bilinear resize of
-`cutswap.data.read_image`, embedded, and scored by Mahalanobis distance.
+A detector loads the network and the Gaussian statistics of a finished run directory once. It
+then scores images in batches exactly as the training run scored its test set. Each image is
+decoded (paths) or taken as is (arrays) and resized to the run's image size with the bilinear
+resize of `cutswap.data.read_image`. Then it is embedded and scored by Mahalanobis distance.
 """
 
 from __future__ import annotations
@@ -58,15 +58,19 @@ def _as_image(image: ImageInput, size: int, position: int) -> np.ndarray:
     if isinstance(image, (str, os.PathLike)):
         return read_image(image, size)
     if not isinstance(image, np.ndarray):
-        raise TypeError(f"image {position} is a {type(image).__name__}; expected a path or a uint8 numpy array")
+        raise TypeError(
+            f"image {position} is a {type(image).__name__}; expected a path or a uint8 numpy array"
+        )
     if image.dtype != np.uint8:
         raise TypeError(f"image {position} has dtype {image.dtype}; expected uint8 with values 0 to 255")
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (3, 4))):
-        raise ValueError(f"image {position} has shape {image.shape}; expected (H, W, 3), (H, W, 4), (H, W, 1) or (H, W)")
+        raise ValueError(
+            f"image {position} has shape {image.shape}; expected (H, W, 3), (H, W, 4), (H, W, 1) or (H, W)"
+        )
     if image.ndim == 3 and image.shape[:2] == (size, size) and image.shape[2] == 3:
-        # Pillow's resize returns a copy when the size already matches, so skip the round trip.
+        # Pillow's resize (13.0) returns an unchanged copy when the size already matches, so skip it.
         return image
     return to_rgb(Image.fromarray(np.ascontiguousarray(image)), size)
 
@@ -112,7 +116,7 @@ class Detector:
     @classmethod
     def load(
         cls,
-        run_dir: Union[str, "os.PathLike[str]"],
+        run_dir: Union[str, os.PathLike[str]],
         *,
         device: str = "auto",
         backbone: Optional[str] = None,
@@ -127,8 +131,8 @@ class Detector:
             batch_size: images per forward pass (default: the run's ``eval_batch_size``).
 
         Raises:
-            FileNotFoundError: the directory or one of its files is missing (the message says how
-                to finish the run).
+            FileNotFoundError: the directory or one of its files is missing; the message gives the
+                command that finishes the run.
             ValueError: another format version, another backbone than `backbone`, or damaged files.
         """
         from .train import build_networks, resolve_device
@@ -137,8 +141,9 @@ class Detector:
         config = TrainConfig.from_dict(run.config["train"])
         if backbone is not None and backbone != config.backbone:
             raise ValueError(
-                f"run {run.directory} was trained with backbone {config.backbone}, but {backbone} was requested; "
-                f"load it with backbone={config.backbone!r} or choose a run trained with {backbone}"
+                f"run {run.directory} was trained with backbone {config.backbone}, but {backbone} was "
+                f"requested; load it with backbone={config.backbone!r} or choose a run trained with "
+                f"{backbone}"
             )
         if batch_size is not None and batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
@@ -150,22 +155,22 @@ class Detector:
             net.load_state_dict(run.model["net"])
             if run.model.get("reference"):
                 if reference is None:
-                    raise ValueError("it stores reference weights but the configuration makes no reference network")
+                    raise ValueError("it stores reference weights, but the configuration has none")
                 reference.load_state_dict(run.model["reference"])
             else:
                 reference = None
         except (KeyError, RuntimeError, ValueError) as error:
             raise ValueError(
-                f"{model_path} does not match the run's configuration ({error}); the run directory is damaged "
-                "or was written by another cutswap version; retrain it"
+                f"{model_path} does not match the run's configuration ({error}); the run directory is "
+                "damaged or was written by another cutswap version; retrain it"
             ) from error
 
         density = CombinedDensity.from_state_dict(run.density)
         expected = {"trained"} | ({"frozen"} if reference is not None else set())
         if set(density.densities) != expected:
             raise ValueError(
-                f"{run.directory / DENSITY_FILE} holds densities {sorted(density.densities)} but {model_path} "
-                f"gives embeddings {sorted(expected)}; the run directory is damaged, retrain it"
+                f"{run.directory / DENSITY_FILE} contains densities {sorted(density.densities)} but "
+                f"{model_path} gives embeddings {sorted(expected)}; the run directory is damaged, retrain it"
             )
 
         resolved = resolve_device(device)
@@ -191,12 +196,15 @@ class Detector:
         """Resolve a threshold given by name (``f1``, ``train_quantile``) or as a number."""
         if isinstance(choice, str):
             if choice not in THRESHOLD_NAMES:
-                raise ValueError(f"unknown threshold {choice!r}: expected one of {', '.join(THRESHOLD_NAMES)} or a number")
+                raise ValueError(
+                    f"unknown threshold {choice!r}: expected one of {', '.join(THRESHOLD_NAMES)} or a number"
+                )
             value = self.thresholds.get(choice)
             if value is None or not np.isfinite(value):
                 raise ValueError(
-                    f"threshold {choice!r} is not defined for run {self.run.directory} (its metrics.json stores "
-                    f"{value!r}, e.g. because its test set had one class); pass another threshold or a number"
+                    f"threshold {choice!r} is not defined for run {self.run.directory} (its metrics.json "
+                    f"stores {value!r}, e.g. because its test set had one class); pass another threshold or "
+                    "a number"
                 )
             return value
         value = float(choice)
@@ -206,25 +214,29 @@ class Detector:
 
     def load_images(self, images: ImagesInput) -> np.ndarray:
         """Decode and resize images to the run's size: (N, S, S, 3) uint8."""
-        sequence = _as_sequence(images)
+        return self._load(_as_sequence(images), 0)
+
+    def _load(self, sequence: Sequence[ImageInput], first_position: int) -> np.ndarray:
         size = self.image_size
         if isinstance(sequence, np.ndarray):
             if sequence.dtype != np.uint8:
-                raise TypeError(f"image array has dtype {sequence.dtype}; expected uint8 with values 0 to 255")
+                raise TypeError(
+                    f"image array has dtype {sequence.dtype}; expected uint8 with values 0 to 255"
+                )
             if sequence.shape[1:] == (size, size, 3):
                 return sequence
         output = np.empty((len(sequence), size, size, 3), dtype=np.uint8)
         for index, image in enumerate(sequence):
-            output[index] = _as_image(image, size, index)
+            output[index] = _as_image(image, size, first_position + index)
         return output
 
     def _batches(self, images: ImagesInput, batch_size: Optional[int]) -> Iterator[np.ndarray]:
         sequence = _as_sequence(images)
-        step = batch_size or self.batch_size
+        step = self.batch_size if batch_size is None else batch_size
         if step < 1:
             raise ValueError(f"batch_size must be at least 1, got {step}")
         for start in range(0, len(sequence), step):
-            yield self.load_images(sequence[start:start + step])
+            yield self._load(sequence[start:start + step], start)
 
     def score(self, images: ImagesInput, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Score images; paths and arrays are decoded one batch at a time.
@@ -242,7 +254,8 @@ class Detector:
         """
         parts: List[np.ndarray] = []
         for batch in self._batches(images, batch_size):
-            embeddings = embed_images(self.net, self.reference, batch, batch_size=len(batch), device=self.device)
+            embeddings = embed_images(self.net, self.reference, batch, batch_size=len(batch),
+                                      device=self.device)
             parts.append(self.density.score(embeddings))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
@@ -280,8 +293,8 @@ class Detector:
             split = load_dataset(name, **options)
         except (FileNotFoundError, ValueError) as error:
             raise ValueError(
-                f"heatmaps need the training images of run {self.run.directory}, but its dataset {name} could not "
-                f"be loaded ({error}); call Detector.fit_localization(normal_images) first"
+                f"heatmaps need the training images of run {self.run.directory}, but its dataset {name} "
+                f"could not be loaded ({error}); call Detector.fit_localization(normal_images) first"
             ) from error
         records = split.train
         limit = 256

@@ -42,7 +42,10 @@ def file_prefix(dataset_name: str) -> str:
 
 
 def pixel_auroc(heatmaps: np.ndarray, masks: np.ndarray) -> float:
-    """Return the AUROC of (N, S, S) heatmaps against (N, S, S) bool masks over all pixels; NaN with one class."""
+    """Return the AUROC of (N, S, S) heatmaps against (N, S, S) bool masks over all pixels.
+
+    NaN when the masks contain only one class.
+    """
     from sklearn.metrics import roc_auc_score
 
     labels = masks.reshape(-1)
@@ -94,7 +97,8 @@ def evaluate_run(
     metrics = evaluate_scores(records, scores, np.array([quantile_threshold]), level)
     metrics["run_thresholds"] = run_thresholds
     metrics["run_dir"] = str(run_dir)
-    metrics["dataset"] = {"name": split.name, "description": split.description, "options": _jsonable(dataset[1])}
+    metrics["dataset"] = {"name": split.name, "description": split.description,
+                          "options": _jsonable(dataset[1])}
     metrics["num_test"] = len(records)
 
     if any(record.mask_path is not None for record in records):
@@ -118,7 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score a trained run on its own test set or on another dataset's, and print the AUROC. "
         "Files named eval-<dataset>-* are written into the run directory.",
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by cutswap.train")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="run directory written by cutswap.train")
     add_dataset_arguments(parser)
     # Without any dataset option, the run's own dataset is used rather than the parser's elpv default.
     parser.set_defaults(dataset=None)
@@ -143,7 +148,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     given = [option for option in _DATASET_OPTIONS if getattr(args, option, None) is not None]
     if given and args.dataset is None:
         flags = ", ".join("--" + option.replace("_", "-") for option in given)
-        parser.error(f"{flags} needs --dataset to say which dataset to load (without any, the run's own is used)")
+        parser.error(f"{flags} needs --dataset to say which dataset to load "
+                     "(without any dataset option, the run's own is used)")
     if given:
         try:
             dataset = dataset_spec_from_args(args)
@@ -156,7 +162,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.error("%s", error)
         return 2
 
-    summary = ", ".join(f"{group} {values['image_auroc']:.4f}" for group, values in metrics["per_group"].items())
+    per_group = metrics["per_group"].items()
+    summary = ", ".join(f"{group} {values['image_auroc']:.4f}" for group, values in per_group)
     print(f"image AUROC {metrics['image_auroc']:.4f}" + (f" ({summary})" if summary else ""))
     if "pixel_auroc" in metrics:
         print(f"pixel AUROC {metrics['pixel_auroc']:.4f}")

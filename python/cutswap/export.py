@@ -1,11 +1,11 @@
 """Export a run's scoring model to ONNX: `python -m cutswap.export RUN_DIR model.onnx`.
 
-The exported graph takes a batch of images already resized to the run's image size S, as uint8
-(B, 3, S, S) tensors in RGB channel order (NCHW; resize with bilinear interpolation as
-`cutswap.data.read_image` does), and returns the (B,) float64 anomaly scores that
-`Detector.score` returns: ImageNet normalisation, the backbone embedding(s), the Mahalanobis
+The exported graph takes a batch of RGB images as a uint8 (B, 3, S, S) tensor, channels first and
+already resized to the run's image size S (with bilinear interpolation, as
+`cutswap.data.read_image` does). It returns the (B,) float64 anomaly scores that `Detector.score`
+returns. Inside are the ImageNet normalisation, the backbone embedding(s), the Mahalanobis
 distance(s) in float64 and, for runs with two embeddings, their standardised sum. The batch axis
-is dynamic; the image size is fixed.
+is dynamic and the image size is fixed.
 """
 
 from __future__ import annotations
@@ -49,6 +49,7 @@ class ScoringModule(nn.Module):
             self.register_buffer(f"score_std_{index}", torch.tensor(normalizer.std, dtype=torch.float64))
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
+        """Return the (B,) float64 scores of (B, 3, S, S) uint8 images."""
         embeddings = {}
         trained, _ = self.net.stage_outputs(images)
         embeddings["trained"] = trained
@@ -61,7 +62,8 @@ class ScoringModule(nn.Module):
             squared = ((centered @ getattr(self, f"precision_{index}")) * centered).sum(dim=1)
             distance = squared.clamp_min(0.0).sqrt()
             if len(self.names) > 1:
-                distance = (distance - getattr(self, f"score_mean_{index}")) / getattr(self, f"score_std_{index}")
+                mean = getattr(self, f"score_mean_{index}")
+                distance = (distance - mean) / getattr(self, f"score_std_{index}")
             parts.append(distance)
         return torch.stack(parts, dim=0).sum(dim=0)
 
@@ -109,12 +111,15 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m cutswap.export`."""
     parser = argparse.ArgumentParser(
         prog="python -m cutswap.export",
-        description="Export a trained run's scoring model (normalisation, backbone, Mahalanobis distances) to "
-        "ONNX. Input: uint8 (B, 3, S, S) RGB images resized to the run's image size; output: (B,) float64 scores.",
+        description="Export a trained run's scoring model (normalisation, backbone, Mahalanobis "
+        "distances) to ONNX. Input: uint8 (B, 3, S, S) RGB images resized to the run's image size; "
+        "output: (B,) float64 scores.",
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by cutswap.train")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="run directory written by cutswap.train")
     parser.add_argument("output", type=Path, metavar="MODEL_ONNX", help="ONNX file to write")
-    parser.add_argument("--opset", type=int, default=OPSET_VERSION, help=f"ONNX opset (default: {OPSET_VERSION})")
+    parser.add_argument("--opset", type=int, default=OPSET_VERSION,
+                        help=f"ONNX opset version (default: {OPSET_VERSION})")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return parser
 

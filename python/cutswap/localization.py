@@ -1,17 +1,22 @@
-"""Anomaly maps: where in an image a saved run sees the anomaly.
+"""Anomaly maps: where in an image a saved run locates the anomaly.
 
 Each pixel is scored by the Mahalanobis distance of its local feature vector from one Gaussian
 fitted to the local features of the training normals. The features are two early feature maps of
 the run's own network, at strides 4 and 8 (``blocks.1`` and ``blocks.2`` of EfficientNet-Lite0,
-``layer1`` and ``layer2`` of ResNet-18), each averaged over a 3x3 neighbourhood, the coarser one
-upsampled to the finer one's grid and the two concatenated along channels. The weights are the
-run's own: ImageNet's unless `trainable_stages` reaches these stages (it reaches ResNet-18's
-``layer2`` at the default of 3, and Lite0's ``blocks.2`` only from 6). The Gaussian is shared by
-all positions, so it needs only a few training images and suits images whose parts move.
+``layer1`` and ``layer2`` of ResNet-18). Each is averaged over a 3x3 neighbourhood, the coarser
+one is upsampled to the finer one's grid, and the two are concatenated along channels. The
+weights are the run's own, so they are ImageNet's unless `trainable_stages` reaches these stages
+(it reaches ResNet-18's ``layer2`` at the default of 3, and Lite0's ``blocks.2`` only from 6).
+The Gaussian is shared by all positions, so it needs only a few training images and suits images
+whose parts move.
 
 On synthetic dark squares in a noisy striped texture, these stages gave a pixel AUROC of 0.95 at
 64 pixels and 0.995 at 224, against 0.54 and 0.98 for the strides 8 and 16 (``blocks.2`` and
-``blocks.4``) that patch methods often use; at 64 pixels the deeper maps are only 4 cells wide.
+``blocks.4``) that patch methods often use. At 64 pixels the deeper maps are only 4 cells wide.
+LayerCAM of the trained classifier's anomaly logit (the log-sum-exp of the negative-class logits
+minus the normal logit) localised worse. On a second set of such images, from random-swap runs
+with 5 trainable stages trained for 60 steps (64 pixels) and 40 steps (224 pixels), its best
+fine-tuned stage reached 0.78 and 0.82, where these patch maps reached 0.94 and 0.99.
 
 The distances are upsampled bilinearly to the image size and smoothed with a Gaussian filter
 (sigma 4 pixels at 224 pixels, scaled with the image size).
@@ -23,7 +28,7 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
@@ -35,7 +40,7 @@ from .runs import atomic_torch_save, load_tensor_file
 
 logger = logging.getLogger(__name__)
 
-#: Optional file in a run directory with the fitted patch Gaussian; without it, a `Detector`
+#: Optional file in a run directory with the fitted patch Gaussian. Without it, a `Detector`
 #: fits the Gaussian on the run's training images when it first needs a heatmap.
 LOCALIZATION_FILE = "localization.pt"
 
@@ -45,8 +50,8 @@ LOCALIZATION_STAGES: Dict[str, Tuple[str, ...]] = {
     "resnet18": ("layer1", "layer2"),
 }
 
-# Added to the diagonal of the patch covariance before it is inverted, as PaDiM does; the
-# features are ImageNet-normalised activations with variances of order 0.1 to 10.
+# Added to the diagonal of the patch covariance before it is inverted, as PaDiM does, so that
+# channels with almost no variance on the training normals cannot dominate the distance.
 _COVARIANCE_RIDGE = 0.01
 
 # Smoothing of the upsampled maps, in pixels at 224 x 224.
@@ -97,7 +102,7 @@ class PatchGaussian:
         )
 
     def scale(self, maps: np.ndarray) -> np.ndarray:
-        """Map anomaly maps to [0, 1] with the fixed training-normal range [`low`, `high`]."""
+        """Scale anomaly maps to [0, 1]: 0 at `low` and below, 1 at `high` and above."""
         span = max(self.high - self.low, 1e-12)
         return np.clip((maps - self.low) / span, 0.0, 1.0).astype(np.float32)
 
@@ -113,7 +118,9 @@ def patch_features(net: CutSwapNet, images: torch.Tensor, stages: Sequence[str])
             if len(collected) == len(stages):
                 break
     if len(collected) != len(stages):
-        raise ValueError(f"stages {list(stages)} are not all stages of {net.backbone_name}: {net.stage_names}")
+        raise ValueError(
+            f"stages {list(stages)} are not all stages of {net.backbone_name}: {net.stage_names}"
+        )
 
     grid = collected[0].shape[-2:]
     maps = []
@@ -148,7 +155,7 @@ def anomaly_maps(
     gaussian: PatchGaussian,
     images: np.ndarray,
     *,
-    device: torch.device = torch.device("cpu"),
+    device: Optional[torch.device] = None,
 ) -> np.ndarray:
     """Compute the anomaly maps of (B, S, S, 3) uint8 images.
 
@@ -156,6 +163,7 @@ def anomaly_maps(
         (B, S, S) float32 Mahalanobis distances of the local features from the training-normal
         Gaussian, upsampled and smoothed. Normal regions lie near `gaussian.low`.
     """
+    device = device or torch.device("cpu")
     size = images.shape[1]
     batch = torch.from_numpy(np.ascontiguousarray(images)).permute(0, 3, 1, 2).to(device)
     features = patch_features(net, batch, gaussian.stages).float()
@@ -176,7 +184,7 @@ def fit_localization(
     images: np.ndarray,
     *,
     batch_size: int = 32,
-    device: torch.device = torch.device("cpu"),
+    device: Optional[torch.device] = None,
     max_images: int = 256,
     progress: bool = False,
 ) -> PatchGaussian:
@@ -186,7 +194,7 @@ def fit_localization(
         net: the run's network, in eval mode.
         images: (N, S, S, 3) uint8 normal training images.
         batch_size: images per forward pass.
-        device: where the network runs.
+        device: where the network runs (default: the CPU).
         max_images: use at most this many images, evenly spaced over `images`; the mean and
             covariance of about 200 images x hundreds of positions are stable.
         progress: show a progress bar.
@@ -194,6 +202,7 @@ def fit_localization(
     Returns:
         The fitted Gaussian; `low` and `high` come from the maps of the first 32 images used.
     """
+    device = device or torch.device("cpu")
     if len(images) < 1:
         raise ValueError("at least one normal training image is needed to fit the localization statistics")
     if len(images) > max_images:

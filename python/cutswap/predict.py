@@ -45,7 +45,9 @@ def parse_threshold(text: str) -> Union[str, float]:
     try:
         return float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid threshold {text!r}: expected f1, train_quantile or a number") from None
+        raise argparse.ArgumentTypeError(
+            f"invalid threshold {text!r}: expected f1, train_quantile or a number"
+        ) from None
 
 
 def overlay(image: np.ndarray, heatmap: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -156,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Score images with a trained cutswap run and flag those above a threshold. "
         "Unreadable images get an error entry; the others are still scored, and the exit status is 1.",
     )
-    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="run directory written by cutswap.train")
+    parser.add_argument("run_dir", type=Path, metavar="RUN_DIR",
+                        help="run directory written by cutswap.train")
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR",
                         help="image files, or folders whose image files are scored (searched recursively)")
     parser.add_argument("--threshold", type=parse_threshold, default="f1",
@@ -164,11 +167,14 @@ def build_parser() -> argparse.ArgumentParser:
                         "training normals' scores, for data without known defects) or a number (default: f1)")
     parser.add_argument("--format", choices=("json", "csv"), default="json", dest="output_format",
                         help="output format (default: json)")
-    parser.add_argument("--output", type=Path, help="write the results to this file, atomically (default: stdout)")
+    parser.add_argument("--output", type=Path,
+                        help="write the results to this file, atomically (default: standard output)")
     parser.add_argument("--heatmaps", type=Path, metavar="DIR",
                         help="write a PNG heatmap overlay per image into this folder")
     parser.add_argument("--batch-size", type=int, help="images per forward pass (default: the run's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    parser.add_argument("--backbone", choices=("efficientnet_lite0", "resnet18"),
+                        help="fail unless the run was trained with this backbone (default: accept any)")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
     return parser
 
@@ -185,7 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     configure_console_logging(args.verbose)
     try:
         paths = expand_inputs(args.inputs)
-        detector = Detector.load(args.run_dir, device=args.device, batch_size=args.batch_size)
+        detector = Detector.load(args.run_dir, device=args.device, backbone=args.backbone,
+                                 batch_size=args.batch_size)
         rows = predict_files(detector, paths, threshold=args.threshold, heatmap_dir=args.heatmaps)
     except (FileNotFoundError, ValueError, TypeError) as error:
         logger.error("%s", error)

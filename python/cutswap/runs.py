@@ -163,7 +163,9 @@ def load_run(run_dir: Path) -> SavedRun:
     try:
         metrics = json.loads(metrics_path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as error:
-        raise ValueError(f"{metrics_path} is not valid JSON ({error}); the run directory is damaged") from error
+        raise ValueError(
+            f"{metrics_path} is not valid JSON ({error}); the run directory is damaged"
+        ) from error
     return SavedRun(
         directory=run_dir,
         config=config,

@@ -24,7 +24,8 @@ from tqdm.auto import tqdm
 from .backbones import BACKBONES, create_backbone, default_layers, normalize_images
 from .layercam import LayerCAM
 
-logger = logging.getLogger(__name__)
+# Named explicitly: run as `python -m cutswap.saliency`, __name__ would be "__main__".
+logger = logging.getLogger("cutswap.saliency")
 
 # Version of the cache layout and key; a change makes every older cache miss.
 CACHE_FORMAT = 1
