@@ -20,7 +20,7 @@ def _maps(count=6, levels=3, size=48, seed=1):
     # A bright square per level, so the salient cluster is a known region.
     for level in range(levels):
         top = 4 + 8 * level
-        maps[:, level, top:top + 16, 10:30] = 200 + rng.integers(0, 50, size=(count, 16, 20))
+        maps[:, level, top : top + 16, 10:30] = 200 + rng.integers(0, 50, size=(count, 16, 20))
     return maps
 
 
@@ -117,8 +117,9 @@ def test_weak_augment_moves_maps_with_image():
     maps[:, 2:6, 20:30] = 255
 
     for seed in range(20):
-        out, out_maps = weak_augment(image, maps, np.random.default_rng(seed), flips=True, translate=0.1,
-                                     color_jitter=0.0)
+        out, out_maps = weak_augment(
+            image, maps, np.random.default_rng(seed), flips=True, translate=0.1, color_jitter=0.0
+        )
 
         bright = out[..., 0] == 255
         assert np.array_equal(bright, out_maps[0] == 255)
@@ -143,7 +144,12 @@ def test_weak_augment_leaves_input_unchanged():
         (np.zeros((2, 8, 8), np.uint8), None, "random_swap", r"images must be \(N, S, S, 3\) uint8"),
         (np.zeros((2, 8, 8, 3), np.float32), None, "random_swap", r"images must be \(N, S, S, 3\) uint8"),
         (np.zeros((2, 8, 8, 3), np.uint8), None, "cutswap", "needs saliency maps"),
-        (np.zeros((2, 8, 8, 3), np.uint8), np.zeros((3, 1, 8, 8), np.uint8), "cutswap", "to match the images"),
+        (
+            np.zeros((2, 8, 8, 3), np.uint8),
+            np.zeros((3, 1, 8, 8), np.uint8),
+            "cutswap",
+            "to match the images",
+        ),
         (np.zeros((2, 8, 8, 3), np.uint8), None, "none", "trains nothing"),
     ],
 )

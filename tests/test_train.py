@@ -22,7 +22,7 @@ def _write_folder(root, normal=14, abnormal=6, size=72):
         image = np.clip(stripes + rng.normal(0, 10, (size, size)), 0, 255).astype(np.uint8)
         if index >= normal:
             top, left = rng.integers(8, size - 24, size=2)
-            image[top:top + 16, left:left + 16] = 10
+            image[top : top + 16, left : left + 16] = 10
         target = normal_dir if index < normal else abnormal_dir
         Image.fromarray(image).save(target / f"image{index:03d}.png")
     return normal_dir, abnormal_dir
@@ -32,8 +32,10 @@ def _write_folder(root, normal=14, abnormal=6, size=72):
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("data")
     normal_dir, abnormal_dir = _write_folder(root)
-    return ("folder", {"normal_dir": str(normal_dir), "abnormal_dir": str(abnormal_dir), "test_ratio": 0.3,
-                       "seed": 0})
+    return (
+        "folder",
+        {"normal_dir": str(normal_dir), "abnormal_dir": str(abnormal_dir), "test_ratio": 0.3, "seed": 0},
+    )
 
 
 def _smoke(**overrides):
@@ -52,8 +54,19 @@ def cutswap_run(tmp_path_factory, folder):
 def test_run_directory_is_complete(cutswap_run):
     output, metrics = cutswap_run
 
-    for name in (CONFIG_FILE, CHECKPOINT_FILE, MODEL_FILE, DENSITY_FILE, METRICS_FILE, "train.log",
-                 "roc.png", "scores.png", "negatives.png", "scores.csv"):
+    for name in (
+        CONFIG_FILE,
+        CHECKPOINT_FILE,
+        MODEL_FILE,
+        DENSITY_FILE,
+        METRICS_FILE,
+        "train.log",
+        "roc.png",
+        "scores.png",
+        "negatives.png",
+        "scores.csv",
+        "localization.pt",
+    ):
         assert (output / name).is_file(), name
     saved = json.loads((output / METRICS_FILE).read_text())
     assert saved["image_auroc"] == pytest.approx(metrics["image_auroc"])
@@ -167,8 +180,21 @@ def test_cli_reports_existing_run(cutswap_run, folder, capsys):
     output, _ = cutswap_run
     options = folder[1]
 
-    status = main(["--dataset", "folder", "--normal-dir", options["normal_dir"], "--abnormal-dir",
-                   options["abnormal_dir"], "--preset", "smoke", "--output", str(output), "--no-progress"])
+    status = main(
+        [
+            "--dataset",
+            "folder",
+            "--normal-dir",
+            options["normal_dir"],
+            "--abnormal-dir",
+            options["abnormal_dir"],
+            "--preset",
+            "smoke",
+            "--output",
+            str(output),
+            "--no-progress",
+        ]
+    )
 
     assert status == 2
 

@@ -27,6 +27,8 @@ _EXPORTS = {
     "IMAGENET_STD": "backbones",
     "create_backbone": "backbones",
     "default_layers": "backbones",
+    "feature_layers": "backbones",
+    "normalize_images": "backbones",
     "LayerCAM": "layercam",
     "compute_saliency": "saliency",
     "saliency_cache": "saliency",
@@ -45,6 +47,7 @@ _EXPORTS = {
     "train": "train",
     "GaussianDensity": "scoring",
     "Detector": "detector",
+    "Prediction": "detector",
 }
 
 __all__ = sorted(_EXPORTS) + ["__version__"]
@@ -60,7 +63,14 @@ if TYPE_CHECKING:
         sample_swap,
         swap_patches,
     )
-    from .backbones import IMAGENET_MEAN, IMAGENET_STD, create_backbone, default_layers
+    from .backbones import (
+        IMAGENET_MEAN,
+        IMAGENET_STD,
+        create_backbone,
+        default_layers,
+        feature_layers,
+        normalize_images,
+    )
     from .config import TrainConfig
     from .data import (
         DatasetSplit,
@@ -73,7 +83,7 @@ if TYPE_CHECKING:
         read_image,
         read_images,
     )
-    from .detector import Detector
+    from .detector import Detector, Prediction
     from .layercam import LayerCAM
     from .saliency import compute_saliency, saliency_cache
     from .scoring import GaussianDensity

@@ -95,7 +95,9 @@ class TrainConfig:
     def validate(self) -> None:
         """Raise ValueError naming the first invalid field and the accepted values."""
         if self.augmentation not in AUGMENTATIONS:
-            raise ValueError(f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {self.augmentation!r}")
+            raise ValueError(
+                f"augmentation must be one of {', '.join(AUGMENTATIONS)}, got {self.augmentation!r}"
+            )
         if self.head not in HEADS:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.embedding not in EMBEDDINGS:
@@ -109,7 +111,9 @@ class TrainConfig:
         if not 0 < self.area[0] <= self.area[1] < 1:
             raise ValueError(f"area must be an increasing pair in (0, 1), got {tuple(self.area)}")
         if not 0 < self.aspect[0] <= self.aspect[1]:
-            raise ValueError(f"aspect must be an increasing pair of positive ratios, got {tuple(self.aspect)}")
+            raise ValueError(
+                f"aspect must be an increasing pair of positive ratios, got {tuple(self.aspect)}"
+            )
         for name in ("steps", "warmup_steps", "num_workers", "trainable_stages"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
@@ -138,7 +142,9 @@ class TrainConfig:
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(values) - known)
         if unknown:
-            raise ValueError(f"unknown configuration keys {unknown}; this run was written by another cutswap version")
+            raise ValueError(
+                f"unknown configuration keys {unknown}; this run was written by another cutswap version"
+            )
         values = dict(values)
         for name in ("area", "aspect"):
             if name in values:
@@ -157,11 +163,23 @@ PRESETS: Dict[str, Dict[str, Any]] = {
     # The whole default ELPV job, saliency included, in about 15 minutes on a 2-core CPU.
     "cpu": {},
     # For a GPU: larger images, a long schedule, all levels.
-    "paper": {"image_size": 256, "steps": 3000, "batch_size": 32, "saliency_batch_size": 64,
-              "eval_batch_size": 128, "num_workers": 8},
+    "paper": {
+        "image_size": 256,
+        "steps": 3000,
+        "batch_size": 32,
+        "saliency_batch_size": 64,
+        "eval_batch_size": 128,
+        "num_workers": 8,
+    },
     # Seconds-long runs for tests and smoke checks; the accuracy is meaningless.
-    "smoke": {"image_size": 64, "steps": 4, "batch_size": 4, "eval_batch_size": 16,
-              "saliency_batch_size": 8, "num_workers": 0},
+    "smoke": {
+        "image_size": 64,
+        "steps": 4,
+        "batch_size": 4,
+        "eval_batch_size": 16,
+        "saliency_batch_size": 8,
+        "num_workers": 0,
+    },
 }
 
 

@@ -21,7 +21,7 @@ def embed_images(
     images: np.ndarray,
     *,
     batch_size: int = 64,
-    device: torch.device = torch.device("cpu"),
+    device: Optional[torch.device] = None,
     progress: bool = False,
     description: str = "embedding",
 ) -> Dict[str, np.ndarray]:
@@ -31,15 +31,21 @@ def embed_images(
         ``{"trained": (N, D) float32}`` and, when `reference` is given, ``"frozen": (N, D_f)``,
         the pooled ImageNet features of the reference stages.
     """
+    device = device or torch.device("cpu")
     was_training = net.training
     net.eval()
     outputs: Dict[str, list] = {"trained": []}
     if reference is not None:
         outputs["frozen"] = []
     try:
-        for start in tqdm(range(0, len(images), batch_size), desc=description, disable=not progress,
-                          unit="batch", leave=False):
-            batch = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size]))
+        for start in tqdm(
+            range(0, len(images), batch_size),
+            desc=description,
+            disable=not progress,
+            unit="batch",
+            leave=False,
+        ):
+            batch = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size]))
             batch = batch.permute(0, 3, 1, 2).to(device)
             trained, frozen = embed_pair(net, reference, batch)
             outputs["trained"].append(trained.float().cpu().numpy())
@@ -47,4 +53,7 @@ def embed_images(
                 outputs["frozen"].append(frozen.float().cpu().numpy())
     finally:
         net.train(was_training)
-    return {name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32) for name, parts in outputs.items()}
+    return {
+        name: np.concatenate(parts) if parts else np.zeros((0, 0), np.float32)
+        for name, parts in outputs.items()
+    }

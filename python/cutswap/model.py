@@ -29,13 +29,21 @@ def split_stages(model: nn.Module, name: str) -> Tuple[List[str], List[nn.Module
     """
     if name == "efficientnet_lite0":
         names = ["stem"] + [f"blocks.{i}" for i in range(len(model.blocks))] + ["head"]
-        modules = [nn.Sequential(model.conv_stem, model.bn1), *model.blocks,
-                   nn.Sequential(model.conv_head, model.bn2)]
+        modules = [
+            nn.Sequential(model.conv_stem, model.bn1),
+            *model.blocks,
+            nn.Sequential(model.conv_head, model.bn2),
+        ]
         return names, modules
     if name == "resnet18":
         names = ["stem", "layer1", "layer2", "layer3", "layer4"]
-        modules = [nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool),
-                   model.layer1, model.layer2, model.layer3, model.layer4]
+        modules = [
+            nn.Sequential(model.conv1, model.bn1, model.relu, model.maxpool),
+            model.layer1,
+            model.layer2,
+            model.layer3,
+            model.layer4,
+        ]
         return names, modules
     raise ValueError(f"unknown backbone {name!r}: expected one of {', '.join(BACKBONES)}")
 
@@ -65,13 +73,16 @@ class CutSwapNet(nn.Module):
     ) -> None:
         super().__init__()
         if num_classes < 2:
-            raise ValueError(f"num_classes must be at least 2 (normal plus one negative class), got {num_classes}")
+            raise ValueError(
+                f"num_classes must be at least 2 (normal plus one negative class), got {num_classes}"
+            )
 
         classifier = create_backbone(backbone, pretrained=pretrained)
         names, modules = split_stages(classifier, backbone)
         if not 0 <= trainable_stages <= len(modules):
             raise ValueError(
-                f"trainable_stages must be between 0 and {len(modules)} for {backbone}, got {trainable_stages}"
+                f"trainable_stages must be between 0 and {len(modules)} for {backbone}, "
+                f"got {trainable_stages}"
             )
         self.backbone_name = backbone
         self.stage_names = names
@@ -99,7 +110,9 @@ class CutSwapNet(nn.Module):
             images = images.float().div_(255.0)
         return (images - self.pixel_mean) / self.pixel_std
 
-    def stage_outputs(self, images: torch.Tensor, names: Sequence[str] = ()) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
+    def stage_outputs(
+        self, images: torch.Tensor, names: Sequence[str] = ()
+    ) -> Tuple[torch.Tensor, Dict[str, torch.Tensor]]:
         """Run the backbone on (B, 3, H, W) images.
 
         Returns:
@@ -126,7 +139,7 @@ class CutSwapNet(nn.Module):
 
     def trainable_parameters(self) -> Tuple[List[nn.Parameter], List[nn.Parameter]]:
         """Return (fine-tuned backbone parameters, head and classifier parameters)."""
-        backbone = [p for stage in self.stages[self.first_trainable:] for p in stage.parameters()]
+        backbone = [p for stage in self.stages[self.first_trainable :] for p in stage.parameters()]
         head = list(self.head.parameters()) + list(self.classifier.parameters())
         return backbone, head
 
@@ -136,7 +149,7 @@ class CutSwapNet(nn.Module):
         if mode:
             # A batch norm in training mode would update its running statistics even where no
             # gradient flows, which would silently change the frozen stages.
-            for stage in self.stages[:self.first_trainable]:
+            for stage in self.stages[: self.first_trainable]:
                 stage.eval()
             if self.freeze_bn:
                 self.set_backbone_bn_eval()
@@ -175,9 +188,11 @@ class FrozenReference(nn.Module):
         import copy
 
         self.names = list(stage_names)
-        self.stages = nn.ModuleList(copy.deepcopy(stage) for stage in net.stages[net.first_trainable:])
+        self.stages = nn.ModuleList(copy.deepcopy(stage) for stage in net.stages[net.first_trainable :])
         self.stages.requires_grad_(False)
-        self.embedding_dim = sum(_stage_channels(net.stages[net.stage_names.index(name)]) for name in self.names)
+        self.embedding_dim = sum(
+            _stage_channels(net.stages[net.stage_names.index(name)]) for name in self.names
+        )
 
     def forward(self, net: CutSwapNet, images: torch.Tensor) -> torch.Tensor:
         """Return the (B, D) concatenated pooled ImageNet features of the named stages."""
@@ -198,19 +213,19 @@ def embed_pair(
     wanted = set(reference.names) if reference is not None else set()
     pooled: Dict[str, torch.Tensor] = {}
     shared = net.normalize(images)
-    for name, stage in zip(net.stage_names[:net.first_trainable], net.stages[:net.first_trainable]):
+    for name, stage in zip(net.stage_names[: net.first_trainable], net.stages[: net.first_trainable]):
         shared = stage(shared)
         if name in wanted:
             pooled[name] = shared.mean(dim=(2, 3))
 
     trained = shared
-    for stage in net.stages[net.first_trainable:]:
+    for stage in net.stages[net.first_trainable :]:
         trained = stage(trained)
     if reference is None:
         return trained.mean(dim=(2, 3)), None
 
     frozen = shared
-    for name, stage in zip(net.stage_names[net.first_trainable:], reference.stages):
+    for name, stage in zip(net.stage_names[net.first_trainable :], reference.stages):
         frozen = stage(frozen)
         if name in wanted:
             pooled[name] = frozen.mean(dim=(2, 3))

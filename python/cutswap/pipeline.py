@@ -105,7 +105,7 @@ def _shift(array: np.ndarray, dy: int, dx: int) -> np.ndarray:
     padded = np.pad(array, pad, mode="reflect")
     top = pad_y - dy
     left = pad_x - dx
-    return padded[top:top + height, left:left + width]
+    return padded[top : top + height, left : left + width]
 
 
 class NegativeDataset(Dataset):
@@ -122,9 +122,13 @@ class NegativeDataset(Dataset):
     the multiclass head, M is the number of levels and the negative of level l has label l + 1.
     """
 
-    def __init__(self, images: np.ndarray, maps: Optional[np.ndarray], config: TrainConfig, *, flips: bool) -> None:
+    def __init__(
+        self, images: np.ndarray, maps: Optional[np.ndarray], config: TrainConfig, *, flips: bool
+    ) -> None:
         if images.ndim != 4 or images.shape[3] != 3 or images.dtype != np.uint8:
-            raise ValueError(f"images must be (N, S, S, 3) uint8, got shape {images.shape} and dtype {images.dtype}")
+            raise ValueError(
+                f"images must be (N, S, S, 3) uint8, got shape {images.shape} and dtype {images.dtype}"
+            )
         if config.augmentation == "none":
             raise ValueError("augmentation 'none' trains nothing, so it needs no NegativeDataset")
         if config.augmentation == "cutswap":
@@ -132,7 +136,8 @@ class NegativeDataset(Dataset):
                 raise ValueError("augmentation 'cutswap' needs saliency maps, got None")
             if maps.shape[0] != images.shape[0] or maps.shape[2:] != images.shape[1:3]:
                 raise ValueError(
-                    f"maps must be (N, L, S, S) = ({images.shape[0]}, L, {images.shape[1]}, {images.shape[2]}) "
+                    f"maps must be (N, L, S, S) = ({images.shape[0]}, L, {images.shape[1]}, "
+                    f"{images.shape[2]}) "
                     f"to match the images, got {maps.shape}"
                 )
         self.images = images
@@ -163,12 +168,17 @@ class NegativeDataset(Dataset):
         weak_rng = np.random.default_rng(derive_seed(seed, self.epoch, index, _STREAM_WEAK))
         maps = None if self.maps is None else np.asarray(self.maps[index])
         image, maps = weak_augment(
-            self.images[index], maps, weak_rng,
-            flips=self.flips, translate=config.translate, color_jitter=config.color_jitter,
+            self.images[index],
+            maps,
+            weak_rng,
+            flips=self.flips,
+            translate=config.translate,
+            color_jitter=config.color_jitter,
         )
         negative_seed = derive_seed(seed, self.epoch, index, _STREAM_NEGATIVE)
-        negatives, labels = self._negatives(image, maps, negative_seed,
-                                            derive_seed(seed, self.epoch, index, _STREAM_CHOICE))
+        negatives, labels = self._negatives(
+            image, maps, negative_seed, derive_seed(seed, self.epoch, index, _STREAM_CHOICE)
+        )
 
         stack = np.concatenate([image[None], negatives], axis=0)
         tensor = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2)))
@@ -180,7 +190,7 @@ class NegativeDataset(Dataset):
             assert self.transform is not None and maps is not None
             if self.config.head == "binary":
                 level = int(np.random.default_rng(choice_seed).integers(self.num_levels))
-                negatives, _ = self.transform(image, maps[level:level + 1], seed)
+                negatives, _ = self.transform(image, maps[level : level + 1], seed)
                 return negatives, [1]
             negatives, _ = self.transform(image, maps, seed)
             return negatives, list(range(1, self.num_levels + 1))

@@ -98,14 +98,18 @@ def load_tensor_file(path: Path) -> Dict[str, Any]:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for corrupt or foreign files
-        raise ValueError(f"{path} could not be read as a cutswap tensor file ({error}); rerun the training") from error
+        raise ValueError(
+            f"{path} could not be read as a cutswap tensor file ({error}); rerun the training"
+        ) from error
 
 
 def read_run_config(run_dir: Path) -> Dict[str, Any]:
     """Read and check `config.json` of a run directory."""
     run_dir = Path(run_dir)
     if not run_dir.is_dir():
-        raise FileNotFoundError(f"run directory {run_dir} not found; pass the --output directory of a training run")
+        raise FileNotFoundError(
+            f"run directory {run_dir} not found; pass the --output directory of a training run"
+        )
     path = run_dir / CONFIG_FILE
     if not path.is_file():
         raise FileNotFoundError(f"{path} not found: {run_dir} is not a cutswap run directory")

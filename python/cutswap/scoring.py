@@ -43,7 +43,9 @@ class GaussianDensity:
                 "add more normal training images"
             )
         if not np.isfinite(embeddings).all():
-            raise ValueError("embeddings contain NaN or infinite values; the model diverged or the input is bad")
+            raise ValueError(
+                "embeddings contain NaN or infinite values; the model diverged or the input is bad"
+            )
 
         estimator = LedoitWolf().fit(embeddings)
         logger.info(
@@ -106,8 +108,12 @@ def classification_metrics(labels: np.ndarray, scores: np.ndarray) -> dict[str, 
     scores = np.asarray(scores, dtype=np.float64)
     if len(np.unique(labels)) < 2:
         logger.warning("only one class among %d test images; AUROC, AUPR and F1 are undefined", len(labels))
-        return {"image_auroc": float("nan"), "image_aupr": float("nan"), "f1": float("nan"),
-                "threshold": float("nan")}
+        return {
+            "image_auroc": float("nan"),
+            "image_aupr": float("nan"),
+            "f1": float("nan"),
+            "threshold": float("nan"),
+        }
 
     precision, recall, thresholds = precision_recall_curve(labels, scores)
     f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
@@ -134,6 +140,7 @@ class ScoreNormalizer:
         return cls(mean=float(np.mean(scores)), std=float(max(np.std(scores), 1e-12)))
 
     def __call__(self, scores: np.ndarray) -> np.ndarray:
+        """Standardise (N,) scores: subtract the training mean, divide by the training deviation."""
         return (np.asarray(scores, dtype=np.float64) - self.mean) / self.std
 
 
@@ -153,7 +160,9 @@ class CombinedDensity:
     def fit(cls, embeddings: dict[str, np.ndarray]) -> CombinedDensity:
         """Fit one Gaussian per named (N, D) embedding of the clean training normals."""
         densities = {name: GaussianDensity.fit(values) for name, values in embeddings.items()}
-        normalizers = {name: ScoreNormalizer.fit(densities[name].score(values)) for name, values in embeddings.items()}
+        normalizers = {
+            name: ScoreNormalizer.fit(densities[name].score(values)) for name, values in embeddings.items()
+        }
         return cls(densities=densities, normalizers=normalizers)
 
     def score_parts(self, embeddings: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -189,9 +198,13 @@ class CombinedDensity:
         densities = {}
         normalizers = {}
         for name in names:
-            part = {key.rsplit(".", 1)[1]: value for key, value in state.items() if key.rsplit(".", 1)[0] == name}
+            part = {
+                key.rsplit(".", 1)[1]: value for key, value in state.items() if key.rsplit(".", 1)[0] == name
+            }
             densities[name] = GaussianDensity.from_state_dict(part)
             if "score_mean" not in part or "score_std" not in part:
-                raise ValueError(f"density statistics of {name!r} lack score_mean/score_std; the file is incomplete")
+                raise ValueError(
+                    f"density statistics of {name!r} lack score_mean/score_std; the file is incomplete"
+                )
             normalizers[name] = ScoreNormalizer(float(part["score_mean"]), float(part["score_std"]))
         return cls(densities=densities, normalizers=normalizers)

@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
@@ -36,6 +35,7 @@ from .data import (
 )
 from .embedding import embed_images
 from .evaluation import evaluate_scores, write_evaluation
+from .localization import fit_localization, save_localization
 from .model import CutSwapNet, FrozenReference
 from .pipeline import NegativeDataset, num_negative_classes, worker_init
 from .runs import (
@@ -77,7 +77,7 @@ def saliency_layers(config: TrainConfig) -> List[str]:
             raise ValueError(
                 f"num_levels is {config.num_levels} but only {len(layers)} saliency layers are set: {layers}"
             )
-        layers = layers[:config.num_levels]
+        layers = layers[: config.num_levels]
     return layers
 
 
@@ -108,7 +108,9 @@ def prepare_run_dir(
 
     if exists:
         if not overwrite:
-            state = "a finished run" if (output / METRICS_FILE).exists() else "an unfinished run or other files"
+            state = (
+                "a finished run" if (output / METRICS_FILE).exists() else "an unfinished run or other files"
+            )
             raise FileExistsError(
                 f"output directory {output} already contains {state}; pass --resume to finish it, "
                 "--overwrite to replace it, or choose another --output"
@@ -123,12 +125,15 @@ def prepare_run_dir(
             )
 
     output.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(output / CONFIG_FILE, {
-        "format_version": FORMAT_VERSION,
-        "cutswap_version": __version__,
-        "train": config.to_dict(),
-        "dataset": {"name": dataset[0], "options": _jsonable(dataset[1])},
-    })
+    atomic_write_json(
+        output / CONFIG_FILE,
+        {
+            "format_version": FORMAT_VERSION,
+            "cutswap_version": __version__,
+            "train": config.to_dict(),
+            "dataset": {"name": dataset[0], "options": _jsonable(dataset[1])},
+        },
+    )
     return config, dataset
 
 
@@ -161,16 +166,24 @@ class _RunLogging:
             self.package_logger.setLevel(self.previous_level)
 
 
-def build_networks(config: TrainConfig, num_levels: int, *, pretrained: bool = True) -> Tuple[CutSwapNet, Optional[FrozenReference]]:
+def build_networks(
+    config: TrainConfig, num_levels: int, *, pretrained: bool = True
+) -> Tuple[CutSwapNet, Optional[FrozenReference]]:
     """Build the network and, for runs that train, the frozen ImageNet reference of its trained stages."""
     torch.manual_seed(config.seed)
     if config.augmentation == "none":
-        net = CutSwapNet(config.backbone, num_classes=2, trainable_stages=0, pretrained=pretrained,
-                         freeze_bn=True)
+        net = CutSwapNet(
+            config.backbone, num_classes=2, trainable_stages=0, pretrained=pretrained, freeze_bn=True
+        )
         return net, None
     num_classes = 1 + num_negative_classes(config, num_levels)
-    net = CutSwapNet(config.backbone, num_classes=num_classes, trainable_stages=config.trainable_stages,
-                     pretrained=pretrained, freeze_bn=config.freeze_bn)
+    net = CutSwapNet(
+        config.backbone,
+        num_classes=num_classes,
+        trainable_stages=config.trainable_stages,
+        pretrained=pretrained,
+        freeze_bn=config.freeze_bn,
+    )
     reference = FrozenReference(net, config.frozen_stages)
     return net, reference
 
@@ -230,8 +243,12 @@ def _run(
     split = load_dataset(dataset[0], **dataset[1])
     logger.info("dataset: %s", split.summary())
     clock = time.perf_counter()
-    train_images, train_records = read_images(split.train, config.image_size, on_error=on_error, progress=progress)
-    test_images, test_records = read_images(split.test, config.image_size, on_error=on_error, progress=progress)
+    train_images, train_records = read_images(
+        split.train, config.image_size, on_error=on_error, progress=progress
+    )
+    test_images, test_records = read_images(
+        split.test, config.image_size, on_error=on_error, progress=progress
+    )
     timings["read_images_s"] = time.perf_counter() - clock
 
     maps = None
@@ -269,23 +286,44 @@ def _run(
 
     clock = time.perf_counter()
     use_frozen = reference is not None and config.embedding == "trained+frozen"
-    train_embeddings = embed_images(net, reference if use_frozen else None, train_images,
-                                    batch_size=config.eval_batch_size, device=device, progress=progress,
-                                    description="embedding training normals")
+    train_embeddings = embed_images(
+        net,
+        reference if use_frozen else None,
+        train_images,
+        batch_size=config.eval_batch_size,
+        device=device,
+        progress=progress,
+        description="embedding training normals",
+    )
     density = CombinedDensity.fit(train_embeddings)
-    test_embeddings = embed_images(net, reference if use_frozen else None, test_images,
-                                   batch_size=config.eval_batch_size, device=device, progress=progress,
-                                   description="embedding test images")
+    test_embeddings = embed_images(
+        net,
+        reference if use_frozen else None,
+        test_images,
+        batch_size=config.eval_batch_size,
+        device=device,
+        progress=progress,
+        description="embedding test images",
+    )
     train_scores = density.score(train_embeddings)
     test_scores = density.score(test_embeddings)
     timings["score_s"] = time.perf_counter() - clock
 
-    atomic_torch_save(output / MODEL_FILE, {
-        "net": net.state_dict(),
-        "reference": reference.state_dict() if use_frozen and reference is not None else {},
-        "saliency_layers": layers,
-    })
+    atomic_torch_save(
+        output / MODEL_FILE,
+        {
+            "net": net.state_dict(),
+            "reference": reference.state_dict() if use_frozen and reference is not None else {},
+            "saliency_layers": layers,
+        },
+    )
     atomic_torch_save(output / DENSITY_FILE, density.state_dict())
+    save_localization(
+        output,
+        fit_localization(
+            net, train_images, batch_size=config.eval_batch_size, device=device, progress=progress
+        ),
+    )
 
     timings["total_s"] = time.perf_counter() - started
     metrics = evaluate_scores(test_records, test_scores, train_scores, config.threshold_quantile)
@@ -296,8 +334,12 @@ def _run(
     metrics["augmentation"] = config.augmentation
     metrics["device"] = str(device)
     write_evaluation(output, metrics, test_records, test_scores, negatives_preview, prefix="")
-    logger.info("image AUROC %.4f on %d test images (run directory %s)", metrics["image_auroc"],
-                len(test_records), output)
+    logger.info(
+        "image AUROC %.4f on %d test images (run directory %s)",
+        metrics["image_auroc"],
+        len(test_records),
+        output,
+    )
     return metrics
 
 
@@ -402,18 +444,27 @@ def _fit(
             bar.set_postfix(loss=f"{running / seen:.4f}", epoch=epoch)
             if step >= total:
                 break
-        logger.info("epoch %d: mean loss %.4f over %d steps (step %d of %d)", epoch,
-                    running / max(1, seen), seen, step, total)
+        logger.info(
+            "epoch %d: mean loss %.4f over %d steps (step %d of %d)",
+            epoch,
+            running / max(1, seen),
+            seen,
+            step,
+            total,
+        )
         epoch += 1
-        atomic_torch_save(checkpoint_path, {
-            "net": net.state_dict(),
-            "reference": reference.state_dict() if reference is not None else {},
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "scaler": scaler.state_dict(),
-            "step": step,
-            "epoch": epoch,
-        })
+        atomic_torch_save(
+            checkpoint_path,
+            {
+                "net": net.state_dict(),
+                "reference": reference.state_dict() if reference is not None else {},
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "step": step,
+                "epoch": epoch,
+            },
+        )
     bar.close()
     net.eval()
 
@@ -422,18 +473,28 @@ def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of `python -m cutswap.train`."""
     parser = argparse.ArgumentParser(
         prog="python -m cutswap.train",
-        description="Train a CutSwap anomaly detector on normal images and report image AUROC on the test split.",
+        description="Train a CutSwap anomaly detector on normal images and report image AUROC "
+        "on the test split.",
     )
     add_dataset_arguments(parser)
     run = parser.add_argument_group("run")
-    run.add_argument("--preset", default="cpu", choices=sorted(PRESETS),
-                     help="settings to start from (default: cpu, about 15 minutes for ELPV on 2 cores)")
-    run.add_argument("--output", type=Path, default=None,
-                     help="run directory (default: runs/<dataset>-<augmentation>)")
+    run.add_argument(
+        "--preset",
+        default="cpu",
+        choices=sorted(PRESETS),
+        help="settings to start from (default: cpu, about 15 minutes for ELPV on 2 cores)",
+    )
+    run.add_argument(
+        "--output", type=Path, default=None, help="run directory (default: runs/<dataset>-<augmentation>)"
+    )
     run.add_argument("--resume", action="store_true", help="finish the interrupted run in --output")
     run.add_argument("--overwrite", action="store_true", help="delete an existing run in --output first")
-    run.add_argument("--saliency-cache", type=Path, default=None,
-                     help="saliency cache directory shared between runs (default: <output>/saliency)")
+    run.add_argument(
+        "--saliency-cache",
+        type=Path,
+        default=None,
+        help="saliency cache directory shared between runs (default: <output>/saliency)",
+    )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
     run.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
 
@@ -445,8 +506,12 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--levels", nargs="+", help="saliency layer names, deepest first")
     options.add_argument("--num-levels", type=int, help="use the first N saliency levels")
     options.add_argument("--k", type=int, help="k-means clusters per saliency map")
-    options.add_argument("--area", type=float, nargs=2, metavar=("MIN", "MAX"), help="patch area fraction range")
-    options.add_argument("--aspect", type=float, nargs=2, metavar=("MIN", "MAX"), help="patch aspect ratio range")
+    options.add_argument(
+        "--area", type=float, nargs=2, metavar=("MIN", "MAX"), help="patch area fraction range"
+    )
+    options.add_argument(
+        "--aspect", type=float, nargs=2, metavar=("MIN", "MAX"), help="patch aspect ratio range"
+    )
     options.add_argument("--steps", type=int, help="optimiser steps")
     options.add_argument("--batch-size", type=int, help="normal images per step")
     options.add_argument("--lr", type=float, help="learning rate of the fine-tuned backbone stages")
@@ -462,9 +527,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-_OVERRIDES = ("augmentation", "head", "backbone", "image_size", "levels", "num_levels", "k", "area", "aspect",
-              "steps", "batch_size", "lr", "head_lr", "trainable_stages", "warmup_steps", "pretrained_decay",
-              "embedding", "num_workers", "seed", "device")
+_OVERRIDES = (
+    "augmentation",
+    "head",
+    "backbone",
+    "image_size",
+    "levels",
+    "num_levels",
+    "k",
+    "area",
+    "aspect",
+    "steps",
+    "batch_size",
+    "lr",
+    "head_lr",
+    "trainable_stages",
+    "warmup_steps",
+    "pretrained_decay",
+    "embedding",
+    "num_workers",
+    "seed",
+    "device",
+)
 
 
 def configure_console_logging(verbose: bool) -> None:
@@ -499,9 +583,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.warning("--resume uses the saved configuration; ignoring %s", ", ".join(given))
     output = args.output or Path("runs") / f"{dataset[0]}-{config.augmentation}"
     try:
-        metrics = train(config, dataset, output, resume=args.resume, overwrite=args.overwrite,
-                        saliency_cache_dir=args.saliency_cache, on_error=on_error_from_args(args),
-                        progress=not args.no_progress)
+        metrics = train(
+            config,
+            dataset,
+            output,
+            resume=args.resume,
+            overwrite=args.overwrite,
+            saliency_cache_dir=args.saliency_cache,
+            on_error=on_error_from_args(args),
+            progress=not args.no_progress,
+        )
     except (FileExistsError, FileNotFoundError, ValueError, ImportError, FloatingPointError) as error:
         logger.error("%s", error)
         return 2
@@ -509,7 +600,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         logger.error("interrupted; finish the run with: python -m cutswap.train --output %s --resume", output)
         return 130
 
-    summary = ", ".join(f"{group} {values['image_auroc']:.4f}" for group, values in metrics["per_group"].items())
+    summary = ", ".join(
+        f"{group} {values['image_auroc']:.4f}" for group, values in metrics["per_group"].items()
+    )
     print(f"image AUROC {metrics['image_auroc']:.4f}" + (f" ({summary})" if summary else ""))
     print(f"run directory: {output}")
     return 0
