@@ -153,10 +153,9 @@ class Detector:
         model_path = run.directory / MODEL_FILE
         try:
             net.load_state_dict(run.model["net"])
-            if run.model.get("reference"):
-                if reference is None:
-                    raise ValueError("it stores reference weights, but the configuration has none")
-                reference.load_state_dict(run.model["reference"])
+            if reference is not None and config.embedding == "trained+frozen":
+                # A run without fine-tuned stages has a reference without weights of its own.
+                reference.load_state_dict(run.model.get("reference", {}))
             else:
                 reference = None
         except (KeyError, RuntimeError, ValueError) as error:

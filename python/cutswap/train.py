@@ -169,12 +169,16 @@ class _RunLogging:
 def build_networks(
     config: TrainConfig, num_levels: int, *, pretrained: bool = True
 ) -> Tuple[CutSwapNet, Optional[FrozenReference]]:
-    """Build the network and, for runs that train, the frozen ImageNet reference of its trained stages."""
+    """Build the network and its frozen ImageNet reference (None for a run that needs neither)."""
     torch.manual_seed(config.seed)
     if config.augmentation == "none":
         net = CutSwapNet(
             config.backbone, num_classes=2, trainable_stages=0, pretrained=pretrained, freeze_bn=True
         )
+        # Without training, the trained embedding is the ImageNet one; the reference then only adds
+        # the pooled features of `frozen_stages`, so "none" is scored exactly like a trained run.
+        if config.embedding == "trained+frozen":
+            return net, FrozenReference(net, config.frozen_stages)
         return net, None
     num_classes = 1 + num_negative_classes(config, num_levels)
     net = CutSwapNet(
