@@ -71,7 +71,7 @@ class TrainConfig:
     k: int = 3
     area: Tuple[float, float] = (0.02, 0.15)
     aspect: Tuple[float, float] = (0.3, 3.3)
-    steps: int = 150
+    steps: int = 100
     batch_size: int = 16
     lr: float = 1e-3
     head_lr: float = 1e-2
