@@ -48,7 +48,12 @@ class Method:
 
 
 METHODS: Dict[str, Method] = {
-    "none": Method("frozen backbone + Gaussian (no training)", {"augmentation": "none"}),
+    "none_head": Method("frozen backbone + Gaussian on the final pooled features (no training)",
+                        {"augmentation": "none", "embedding": "trained"}),
+    "none": Method("frozen backbone + Gaussians on final and multi-level pooled features (no training)",
+                   {"augmentation": "none"}),
+    "cutswap_trained_only": Method("CutSwap, all levels, k=3, Gaussian on the trained features alone",
+                                   {"augmentation": "cutswap", "k": 3, "embedding": "trained"}),
     "cutpaste": Method("CutPaste, binary", {"augmentation": "cutpaste"}),
     "cutpaste_3way": Method("CutPaste 3-way", {"augmentation": "cutpaste_3way"}),
     "random_swap": Method("random swap", {"augmentation": "random_swap"}),

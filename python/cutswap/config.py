@@ -58,8 +58,8 @@ class TrainConfig:
         seed: seed of everything random in the run.
         device: ``auto`` (CUDA when present), ``cpu`` or ``cuda``.
         amp: mixed precision on CUDA.
-        threshold_quantile: quantile of the training normals' scores used as the threshold for
-            users without defective images.
+        threshold_quantile: quantile of the training normals' held-out (5-fold) scores used as
+            the threshold for users without defective images.
     """
 
     augmentation: str = "cutswap"

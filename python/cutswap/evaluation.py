@@ -49,8 +49,9 @@ def evaluate_scores(
 
     Returns:
         ``image_auroc``, ``image_aupr``, ``f1`` and ``threshold`` (F1-optimal on the test set),
-        ``thresholds`` (``f1`` and ``train_quantile``, the `threshold_quantile` quantile of the
-        training normals' scores), ``per_group`` and the label counts.
+        ``thresholds`` (``f1`` and ``train_quantile``, the `threshold_quantile` quantile of
+        `train_scores`, which should be held-out scores of the training normals), ``per_group``
+        and the label counts.
     """
     labels = np.array([record.label for record in records])
     metrics: Dict[str, Any] = dict(classification_metrics(labels, scores))

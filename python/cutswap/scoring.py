@@ -179,6 +179,28 @@ class CombinedDensity:
             return next(iter(parts.values()))
         return np.sum([self.normalizers[name](values) for name, values in parts.items()], axis=0)
 
+    @staticmethod
+    def held_out_scores(embeddings: dict[str, np.ndarray], folds: int = 5, seed: int = 0) -> np.ndarray:
+        """Score each training normal with a density fitted on the other folds, (N,) float64.
+
+        A Gaussian scores the images it was fitted on lower than new normal images, so a
+        threshold taken from those in-sample scores flags too many normals. Held-out scores
+        behave like scores of new normals. With fewer than ``2 * folds`` images, the in-sample
+        scores are returned.
+        """
+        count = len(next(iter(embeddings.values())))
+        if count < 2 * folds:
+            logger.warning("only %d training normals; the threshold uses in-sample scores", count)
+            return CombinedDensity.fit(embeddings).score(embeddings)
+
+        order = np.random.default_rng(seed).permutation(count)
+        scores = np.empty(count, dtype=np.float64)
+        for part in np.array_split(order, folds):
+            rest = np.setdiff1d(order, part)
+            density = CombinedDensity.fit({name: values[rest] for name, values in embeddings.items()})
+            scores[part] = density.score({name: values[part] for name, values in embeddings.items()})
+        return scores
+
     def state_dict(self) -> dict[str, torch.Tensor]:
         """Return the statistics as a flat dict of tensors, loadable with `weights_only=True`."""
         state: dict[str, torch.Tensor] = {}

@@ -309,7 +309,7 @@ def _run(
         progress=progress,
         description="embedding test images",
     )
-    train_scores = density.score(train_embeddings)
+    train_scores = CombinedDensity.held_out_scores(train_embeddings, seed=config.seed)
     test_scores = density.score(test_embeddings)
     timings["score_s"] = time.perf_counter() - clock
 
