@@ -46,7 +46,7 @@ BENCHMARKS_DIR = Path(__file__).resolve().parent
 REPOSITORY = BENCHMARKS_DIR.parent
 DEFAULT_DOC = REPOSITORY / "docs" / "benchmarks.md"
 DEFAULT_PLOT = REPOSITORY / "docs" / "img" / "scaling.png"
-SECTIONS = ("augment", "saliency", "dataloader", "training", "scaling", "accuracy")
+SECTIONS = ("augment", "saliency", "dataloader", "training", "detector", "scaling", "accuracy")
 
 
 def benchmark_arguments(section: str, mode: str, args: argparse.Namespace, results: Path) -> List[str]:
@@ -74,6 +74,10 @@ def benchmark_arguments(section: str, mode: str, args: argparse.Namespace, resul
         if args.training_run:
             extra += ["--run", str(args.training_run)]
         return ["bench_training.py", "--json", json_path, *extra]
+    if section == "detector":
+        extra = {"smoke": ["--image-size", "64", "--images", "8", "--repeats", "1"],
+                 "quick": ["--repeats", "2"], "full": []}[mode]
+        return ["bench_detector.py", "--json", json_path, *extra]
     if section == "accuracy":
         extra = {"smoke": ["--image-size", "64", "--steps", "2"], "quick": ["--quick"], "full": []}[mode]
         seeds = args.seeds or ([0] if mode == "smoke" else None)
@@ -128,6 +132,16 @@ def render_training(result: Mapping[str, Any]) -> str:
     return note + "\n\n" + bench_training.format_table(result)
 
 
+def render_detector(result: Mapping[str, Any]) -> str:
+    environment = result["environment"]
+    rows = [[row["path"], row["image_size"], row["batch_size"], f"{row['images_per_s']:.1f}",
+             f"{row['ms_per_image']:.1f}"] for row in result["rows"]]
+    note = (f"{environment['run']}; {environment['torch_threads']} torch threads, "
+            f"1-minute load average {environment['load_average_1min']:.2f} at the end.")
+    return note + "\n\n" + markdown_table(["path", "size", "batch", "images / s", "ms / image"], rows,
+                                           align="lrrrr")
+
+
 def render_scaling(result: Mapping[str, Any]) -> str:
     """Tabulate time per image against side for each k, with the fits of time against pixel count."""
     rows = result["scaling"]
@@ -157,6 +171,7 @@ RENDERERS: Dict[str, Callable[[Mapping[str, Any]], str]] = {
     "saliency": render_saliency,
     "dataloader": render_dataloader,
     "training": render_training,
+    "detector": render_detector,
     "scaling": render_scaling,
     "accuracy": render_accuracy,
 }
