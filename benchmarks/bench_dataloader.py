@@ -63,7 +63,7 @@ class WeakOnlyDataset(Dataset):
         rng = np.random.default_rng(derive_seed(self.config.seed, self.epoch, index, 0))
         image, _ = weak_augment(self.images[index], None, rng, flips=self.flips,
                                 translate=self.config.translate, color_jitter=self.config.color_jitter)
-        tensor = torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1)))[None]
+        tensor = torch.from_numpy(image)[None]
         return tensor, torch.zeros(1, dtype=torch.int64)
 
 

@@ -41,7 +41,7 @@ def time_steps(
     images, maps = synthetic_dataset(batch_size, image_size, levels)
     dataset = NegativeDataset(images, maps, config, flips=True)
     items = [dataset[index] for index in range(batch_size)]
-    batch = torch.stack([item[0] for item in items]).flatten(0, 1).to(torch_device)
+    batch = torch.stack([item[0] for item in items]).flatten(0, 1).to(torch_device).permute(0, 3, 1, 2)
     labels = torch.stack([item[1] for item in items]).flatten().to(torch_device)
 
     net, _ = build_networks(config, levels)

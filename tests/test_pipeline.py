@@ -49,7 +49,7 @@ def test_item_shapes_and_labels(augmentation, head, expected):
     images, labels = dataset[0]
 
     assert num_negative_classes(config, 3) == expected
-    assert images.shape == (1 + expected, 3, 48, 48)
+    assert images.shape == (1 + expected, 48, 48, 3)
     assert images.dtype == torch.uint8
     assert labels[0] == 0
     assert sorted(labels[1:].tolist()) == (list(range(1, expected + 1)) if expected > 1 else [1])

@@ -176,7 +176,7 @@ def plot_negatives(path: Path, samples: List[Tuple[torch.Tensor, torch.Tensor]])
     for row, (images, labels) in enumerate(samples):
         for column in range(columns):
             axis = axes[row][column]
-            axis.imshow(images[column].permute(1, 2, 0).numpy())
+            axis.imshow(images[column].numpy())
             axis.set_axis_off()
             if row == 0:
                 label = int(labels[column])

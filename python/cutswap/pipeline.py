@@ -80,16 +80,18 @@ def weak_augment(
         dy = int(rng.integers(-max_dy, max_dy + 1))
         dx = int(rng.integers(-max_dx, max_dx + 1))
         if dy or dx:
-            out = _shift(out, dy, dx)
-            out_maps = None if out_maps is None else np.stack([_shift(level, dy, dx) for level in out_maps])
+            out = _shift(out, dy, dx, first_axis=0)
+            out_maps = None if out_maps is None else _shift(out_maps, dy, dx, first_axis=1)
 
     if color_jitter > 0:
         brightness = 1.0 + rng.uniform(-color_jitter, color_jitter)
         contrast = 1.0 + rng.uniform(-color_jitter, color_jitter)
-        pixels = out.astype(np.float32)
-        mean = pixels.mean()
-        pixels = (pixels - mean) * contrast + mean * brightness
-        out = np.clip(pixels + 0.5, 0, 255).astype(np.uint8)
+        mean = float(out.mean())
+        # The jitter maps each of the 256 values the same way, so a lookup table replaces
+        # per-pixel float arithmetic.
+        table = (np.arange(256, dtype=np.float32) - mean) * contrast + mean * brightness
+        table = np.clip(table + 0.5, 0, 255).astype(np.uint8)
+        out = table[out]
 
     out = np.ascontiguousarray(out)
     if out_maps is not None:
@@ -97,15 +99,18 @@ def weak_augment(
     return out, out_maps
 
 
-def _shift(array: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """Shift the first two axes of an (H, W[, C]) array by (dy, dx), reflecting at the border."""
-    height, width = array.shape[:2]
+def _shift(array: np.ndarray, dy: int, dx: int, *, first_axis: int) -> np.ndarray:
+    """Shift the height and width axes, `first_axis` and the next, by (dy, dx), reflecting at the border."""
+    height, width = array.shape[first_axis : first_axis + 2]
     pad_y, pad_x = abs(dy), abs(dx)
-    pad = [(pad_y, pad_y), (pad_x, pad_x)] + [(0, 0)] * (array.ndim - 2)
+    pad = [(0, 0)] * array.ndim
+    pad[first_axis] = (pad_y, pad_y)
+    pad[first_axis + 1] = (pad_x, pad_x)
     padded = np.pad(array, pad, mode="reflect")
-    top = pad_y - dy
-    left = pad_x - dx
-    return padded[top : top + height, left : left + width]
+    window = [slice(None)] * array.ndim
+    window[first_axis] = slice(pad_y - dy, pad_y - dy + height)
+    window[first_axis + 1] = slice(pad_x - dx, pad_x - dx + width)
+    return padded[tuple(window)]
 
 
 class NegativeDataset(Dataset):
@@ -117,7 +122,7 @@ class NegativeDataset(Dataset):
         config: the run configuration (augmentation, head, k, patch ranges, weak augmentation).
         flips: whether flips preserve the label for this dataset.
 
-    Each item is ``(images (1 + M, 3, S, S) uint8 tensor, labels (1 + M,) int64 tensor)``: the
+    Each item is ``(images (1 + M, S, S, 3) uint8 tensor, labels (1 + M,) int64 tensor)``: the
     weakly augmented normal image with label 0 followed by its M negatives. For ``cutswap`` with
     the multiclass head, M is the number of levels and the negative of level l has label l + 1.
     """
@@ -180,9 +185,10 @@ class NegativeDataset(Dataset):
             image, maps, negative_seed, derive_seed(seed, self.epoch, index, _STREAM_CHOICE)
         )
 
+        # Channels stay last: the training loop permutes the batch on its device, which saves a
+        # copy of every image in the worker.
         stack = np.concatenate([image[None], negatives], axis=0)
-        tensor = torch.from_numpy(np.ascontiguousarray(stack.transpose(0, 3, 1, 2)))
-        return tensor, torch.tensor([0] + labels, dtype=torch.int64)
+        return torch.from_numpy(stack), torch.tensor([0] + labels, dtype=torch.int64)
 
     def _negatives(self, image: np.ndarray, maps: Optional[np.ndarray], seed: int, choice_seed: int):
         augmentation = self.config.augmentation

@@ -424,7 +424,7 @@ def _fit(
         running = 0.0
         seen = 0
         for images, labels in loader:
-            images = images.flatten(0, 1).to(device, non_blocking=True)
+            images = images.flatten(0, 1).to(device, non_blocking=True).permute(0, 3, 1, 2)
             labels = labels.flatten().to(device, non_blocking=True)
             with torch.autocast(device_type=device.type, dtype=torch.float16, enabled=use_amp):
                 logits, _ = net(images)
