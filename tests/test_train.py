@@ -98,7 +98,7 @@ def test_existing_run_is_not_overwritten(cutswap_run, folder):
     output, _ = cutswap_run
     before = (output / METRICS_FILE).read_bytes()
 
-    with pytest.raises(FileExistsError, match="--resume"):
+    with pytest.raises(FileExistsError, match="already contains a finished run; pass --overwrite"):
         train(_smoke(), folder, output, progress=False)
 
     assert (output / METRICS_FILE).read_bytes() == before
@@ -131,6 +131,26 @@ def test_resume_finishes_interrupted_run(tmp_path, folder):
     state = torch.load(partial / CHECKPOINT_FILE, weights_only=True)
     assert state["step"] == 6
     assert resumed["image_auroc"] == pytest.approx(uninterrupted["image_auroc"], abs=1e-6)
+
+
+def test_bad_dataset_leaves_no_run_directory(tmp_path):
+    output = tmp_path / "run"
+    missing = ("folder", {"normal_dir": str(tmp_path / "missing")})
+
+    with pytest.raises(FileNotFoundError, match="missing"):
+        train(_smoke(), missing, output, progress=False)
+
+    assert not output.exists()
+
+
+def test_failed_run_logs_traceback_to_file_only(tmp_path, folder, capsys):
+    output = tmp_path / "run"
+
+    with pytest.raises(ValueError, match="batch_size 64 is larger"):
+        train(_smoke(augmentation="random_swap", batch_size=64), folder, output, progress=False)
+
+    assert "Traceback" in (output / "train.log").read_text()
+    assert "Traceback" not in capsys.readouterr().err
 
 
 def test_resume_needs_existing_run(tmp_path, folder):

@@ -176,8 +176,14 @@ class Detector:
         net.eval().to(resolved)
         if reference is not None:
             reference.eval().to(resolved)
-        logger.info("loaded run %s (%s, %s, %d px) on %s", run.directory, config.augmentation,
-                    config.backbone, config.image_size, resolved)
+        logger.info(
+            "loaded run %s (%s, %s, %d px) on %s",
+            run.directory,
+            config.augmentation,
+            config.backbone,
+            config.image_size,
+            resolved,
+        )
         return cls(run, config, net, reference, density, resolved, batch_size or config.eval_batch_size)
 
     @property
@@ -189,7 +195,12 @@ class Detector:
     def thresholds(self) -> Dict[str, float]:
         """The run's saved thresholds: ``f1`` (F1-optimal on its test set) and ``train_quantile``."""
         saved = self.run.metrics.get("thresholds", {})
-        return {name: float(saved[name]) for name in THRESHOLD_NAMES if name in saved}
+        # metrics.json stores an undefined threshold (a one-class test set) as null.
+        return {
+            name: float("nan") if saved[name] is None else float(saved[name])
+            for name in THRESHOLD_NAMES
+            if name in saved
+        }
 
     def threshold(self, choice: Union[str, float] = "f1") -> float:
         """Resolve a threshold given by name (``f1``, ``train_quantile``) or as a number."""
@@ -202,8 +213,8 @@ class Detector:
             if value is None or not np.isfinite(value):
                 raise ValueError(
                     f"threshold {choice!r} is not defined for run {self.run.directory} (its metrics.json "
-                    f"stores {value!r}, e.g. because its test set had one class); pass another threshold or "
-                    "a number"
+                    f"stores {value!r}, e.g. because its test set had one class); pass another threshold "
+                    "name (train_quantile needs no defective images) or a number"
                 )
             return value
         value = float(choice)
@@ -235,7 +246,7 @@ class Detector:
         if step < 1:
             raise ValueError(f"batch_size must be at least 1, got {step}")
         for start in range(0, len(sequence), step):
-            yield self._load(sequence[start:start + step], start)
+            yield self._load(sequence[start : start + step], start)
 
     def score(self, images: ImagesInput, *, batch_size: Optional[int] = None) -> np.ndarray:
         """Score images; paths and arrays are decoded one batch at a time.
@@ -253,8 +264,9 @@ class Detector:
         """
         parts: List[np.ndarray] = []
         for batch in self._batches(images, batch_size):
-            embeddings = embed_images(self.net, self.reference, batch, batch_size=len(batch),
-                                      device=self.device)
+            embeddings = embed_images(
+                self.net, self.reference, batch, batch_size=len(batch), device=self.device
+            )
             parts.append(self.density.score(embeddings))
         return np.concatenate(parts) if parts else np.zeros(0, dtype=np.float64)
 
@@ -280,8 +292,13 @@ class Detector:
 
     def fit_localization(self, images: ImagesInput, *, max_images: int = 256) -> PatchGaussian:
         """Fit the patch Gaussian behind `heatmap` on the given normal images and use it from now on."""
-        self._localization = fit_localization(self.net, self.load_images(images), batch_size=self.batch_size,
-                                              device=self.device, max_images=max_images)
+        self._localization = fit_localization(
+            self.net,
+            self.load_images(images),
+            batch_size=self.batch_size,
+            device=self.device,
+            max_images=max_images,
+        )
         return self._localization
 
     def _fit_localization_from_run(self) -> PatchGaussian:
@@ -300,8 +317,9 @@ class Detector:
         if len(records) > limit:
             records = [records[int(i)] for i in np.linspace(0, len(records) - 1, limit).round()]
         images, _ = read_images(records, self.image_size, on_error="skip", progress=False)
-        return fit_localization(self.net, images, batch_size=self.batch_size, device=self.device,
-                                max_images=limit)
+        return fit_localization(
+            self.net, images, batch_size=self.batch_size, device=self.device, max_images=limit
+        )
 
     def heatmap(
         self,

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import tempfile
 from dataclasses import dataclass
@@ -68,9 +69,20 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         raise
 
 
+def _finite_or_none(values: Any) -> Any:
+    if isinstance(values, float) and not math.isfinite(values):
+        return None
+    if isinstance(values, dict):
+        return {key: _finite_or_none(value) for key, value in values.items()}
+    if isinstance(values, (list, tuple)):
+        return [_finite_or_none(value) for value in values]
+    return values
+
+
 def atomic_write_json(path: Path, values: Any) -> None:
-    """Write `values` as indented JSON, atomically."""
-    atomic_write_bytes(path, (json.dumps(values, indent=2, sort_keys=True) + "\n").encode("utf-8"))
+    """Write `values` as indented JSON, atomically; NaN and infinities become null, as JSON has none."""
+    text = json.dumps(_finite_or_none(values), indent=2, sort_keys=True, allow_nan=False)
+    atomic_write_bytes(path, (text + "\n").encode("utf-8"))
 
 
 def atomic_torch_save(path: Path, values: Any) -> None:

@@ -408,7 +408,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--batch-size", type=int, default=16, help="images per pass (default: %(default)s)")
     parser.add_argument(
-        "--cache", metavar="DIR", help="cache folder; maps are computed only when missing or stale"
+        "--cache",
+        metavar="DIR",
+        help="cache folder; maps are computed only when missing or stale (default: no cache)",
     )
     parser.add_argument("--device", help="torch device, e.g. cpu or cuda:0 (default: cuda when available)")
     parser.add_argument("--grid", metavar="PNG", help="save a grid of example images with their maps here")
@@ -428,7 +430,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    """Run the saliency command-line tool; return the exit status."""
+    """Run the saliency command-line tool; return the exit status (0, or 2 on bad input)."""
+    try:
+        return _main(argv)
+    except (FileNotFoundError, ValueError, ImportError) as error:
+        # Bad paths, unreadable images and missing weights get one line, not a traceback.
+        logger.error("%s", error)
+        return 2
+
+
+def _main(argv: Optional[List[str]]) -> int:
     from .data import dataset_from_args, image_sources, on_error_from_args, read_images
 
     parser = build_parser()
@@ -448,6 +459,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         split = dataset_from_args(args)
     except ValueError as error:
         parser.error(str(error))
+    # A missing folder is reported by main() as one line.
 
     records = {"train": split.train, "test": split.test, "all": split.train + split.test}[args.split]
     if args.limit is not None:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, RandomSampler
@@ -26,6 +27,8 @@ from .augment import derive_seed
 from .backbones import default_layers
 from .config import AUGMENTATIONS, EMBEDDINGS, HEADS, PRESETS, TrainConfig, preset
 from .data import (
+    DatasetSplit,
+    ImageRecord,
     add_dataset_arguments,
     dataset_spec_from_args,
     image_sources,
@@ -81,18 +84,13 @@ def saliency_layers(config: TrainConfig) -> List[str]:
     return layers
 
 
-def prepare_run_dir(
-    output: Path,
-    config: TrainConfig,
-    dataset: Tuple[str, Dict[str, Any]],
-    *,
-    resume: bool,
-    overwrite: bool,
-) -> Tuple[TrainConfig, Tuple[str, Dict[str, Any]]]:
-    """Create, resume or (when asked) replace a run directory; never overwrite one silently.
+def check_run_dir(
+    output: Path, *, resume: bool, overwrite: bool
+) -> Optional[Tuple[TrainConfig, Tuple[str, Dict[str, Any]]]]:
+    """Check that `output` may be used as asked; never overwrite a run silently.
 
     Returns:
-        The configuration and dataset to use: those of the saved run when resuming.
+        The saved configuration and dataset when resuming, else None.
     """
     output = Path(output)
     exists = output.exists() and any(output.iterdir())
@@ -106,24 +104,30 @@ def prepare_run_dir(
         logger.info("resuming run in %s; its saved configuration is used", output)
         return TrainConfig.from_dict(saved["train"]), (saved["dataset"]["name"], saved["dataset"]["options"])
 
-    if exists:
-        if not overwrite:
-            state = (
-                "a finished run" if (output / METRICS_FILE).exists() else "an unfinished run or other files"
-            )
-            raise FileExistsError(
-                f"output directory {output} already contains {state}; pass --resume to finish it, "
-                "--overwrite to replace it, or choose another --output"
-            )
-        if (output / CONFIG_FILE).exists():
-            logger.warning("--overwrite: deleting the previous run in %s", output)
-            shutil.rmtree(output)
+    if exists and not (output / CONFIG_FILE).exists():
+        raise FileExistsError(
+            f"output directory {output} is not empty and holds no cutswap run, so it is left alone; "
+            "choose another --output"
+        )
+    if exists and not overwrite:
+        if (output / METRICS_FILE).exists():
+            advice = "pass --overwrite to replace it or choose another --output"
+            state = "a finished run"
         else:
-            raise FileExistsError(
-                f"output directory {output} is not empty and holds no cutswap run, so --overwrite will not "
-                "delete it; choose another --output"
-            )
+            advice = "pass --resume to finish it, --overwrite to replace it, or choose another --output"
+            state = "an unfinished run"
+        raise FileExistsError(f"output directory {output} already contains {state}; {advice}")
+    return None
 
+
+def create_run_dir(
+    output: Path, config: TrainConfig, dataset: Tuple[str, Dict[str, Any]], *, overwrite: bool
+) -> None:
+    """Create the run directory with its `config.json`, first deleting a previous run if `overwrite`."""
+    output = Path(output)
+    if overwrite and (output / CONFIG_FILE).exists():
+        logger.warning("--overwrite: deleting the previous run in %s", output)
+        shutil.rmtree(output)
     output.mkdir(parents=True, exist_ok=True)
     atomic_write_json(
         output / CONFIG_FILE,
@@ -134,7 +138,6 @@ def prepare_run_dir(
             "dataset": {"name": dataset[0], "options": _jsonable(dataset[1])},
         },
     )
-    return config, dataset
 
 
 def _jsonable(options: Dict[str, Any]) -> Dict[str, Any]:
@@ -158,6 +161,11 @@ class _RunLogging:
         else:
             self.previous_level = None
         return self
+
+    def write_exception(self, message: str) -> None:
+        """Write `message` and the exception being handled to the log file alone."""
+        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), sys.exc_info())
+        self.handler.handle(record)
 
     def __exit__(self, *exc_info: Any) -> None:
         self.package_logger.removeHandler(self.handler)
@@ -221,39 +229,57 @@ def train(
     """
     config.validate()
     output = Path(output)
-    config, dataset = prepare_run_dir(output, config, dataset, resume=resume, overwrite=overwrite)
-    with _RunLogging(output / LOG_FILE):
+    saved = check_run_dir(output, resume=resume, overwrite=overwrite)
+    if saved is not None:
+        config, dataset = saved
+
+    # The data are read before the run directory is created, so a bad path or a corrupt image
+    # leaves nothing behind that would block the corrected command.
+    clock = time.perf_counter()
+    data = _read_data(config, dataset, on_error, progress)
+    read_seconds = time.perf_counter() - clock
+    if saved is None:
+        create_run_dir(output, config, dataset, overwrite=overwrite)
+
+    with _RunLogging(output / LOG_FILE) as run_logging:
         try:
-            return _run(config, dataset, output, saliency_cache_dir, on_error, progress)
+            return _run(config, dataset, output, data, read_seconds, saliency_cache_dir, progress)
         except Exception:
-            logger.exception("run in %s failed", output)
+            # The traceback goes to the run's log only; the console gets the one-line error.
+            run_logging.write_exception(f"run in {output} failed")
             raise
 
 
-def _run(
-    config: TrainConfig,
-    dataset: Tuple[str, Dict[str, Any]],
-    output: Path,
-    saliency_cache_dir: Optional[Path],
-    on_error: str,
-    progress: bool,
-) -> Dict[str, Any]:
-    timings: Dict[str, float] = {}
-    started = time.perf_counter()
-    device = resolve_device(config.device)
-    logger.info("cutswap %s: %s on %s, device %s", __version__, config.augmentation, dataset[0], device)
-    logger.info("configuration: %s", config.to_json().replace("\n", " "))
-
+def _read_data(
+    config: TrainConfig, dataset: Tuple[str, Dict[str, Any]], on_error: str, progress: bool
+) -> Tuple[DatasetSplit, np.ndarray, List[ImageRecord], np.ndarray, List[ImageRecord]]:
+    """Load the split and decode its images: (split, train images, their records, test images, theirs)."""
     split = load_dataset(dataset[0], **dataset[1])
-    logger.info("dataset: %s", split.summary())
-    clock = time.perf_counter()
     train_images, train_records = read_images(
         split.train, config.image_size, on_error=on_error, progress=progress
     )
     test_images, test_records = read_images(
         split.test, config.image_size, on_error=on_error, progress=progress
     )
-    timings["read_images_s"] = time.perf_counter() - clock
+    return split, train_images, train_records, test_images, test_records
+
+
+def _run(
+    config: TrainConfig,
+    dataset: Tuple[str, Dict[str, Any]],
+    output: Path,
+    data: Tuple[DatasetSplit, np.ndarray, List[ImageRecord], np.ndarray, List[ImageRecord]],
+    read_seconds: float,
+    saliency_cache_dir: Optional[Path],
+    progress: bool,
+) -> Dict[str, Any]:
+    split, train_images, train_records, test_images, test_records = data
+    timings: Dict[str, float] = {"read_images_s": read_seconds}
+    started = time.perf_counter() - read_seconds
+    device = resolve_device(config.device)
+    logger.info("cutswap %s: %s on %s, device %s", __version__, config.augmentation, dataset[0], device)
+    logger.info("configuration: %s", config.to_json().replace("\n", " "))
+    logger.info("dataset: %s", split.summary())
 
     maps = None
     layers: List[str] = []
@@ -489,7 +515,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="settings to start from (default: cpu, about 15 minutes for ELPV on 2 cores)",
     )
     run.add_argument(
-        "--output", type=Path, default=None, help="run directory (default: runs/<dataset>-<augmentation>)"
+        "--output",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run directory (default: runs/<dataset>-<augmentation>)",
     )
     run.add_argument("--resume", action="store_true", help="finish the interrupted run in --output")
     run.add_argument("--overwrite", action="store_true", help="delete an existing run in --output first")
@@ -497,6 +527,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--saliency-cache",
         type=Path,
         default=None,
+        metavar="DIR",
         help="saliency cache directory shared between runs (default: <output>/saliency)",
     )
     run.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -595,7 +626,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             overwrite=args.overwrite,
             saliency_cache_dir=args.saliency_cache,
             on_error=on_error_from_args(args),
-            progress=not args.no_progress,
+            progress=not args.no_progress and sys.stderr.isatty(),
         )
     except (FileExistsError, FileNotFoundError, ValueError, ImportError, FloatingPointError) as error:
         logger.error("%s", error)
