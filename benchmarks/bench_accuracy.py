@@ -3,7 +3,7 @@
 Every method trains with `cutswap.train.train` from the same preset and differs only in the
 augmentation fields of the configuration, over several seeds:
 
-    python benchmarks/bench_accuracy.py                       # 224 px, cpu preset steps, seeds 0 1 2
+    python benchmarks/bench_accuracy.py                       # cpu preset (128 px, 40 steps), seeds 0 1 2
     python benchmarks/bench_accuracy.py --quick               # 128 px, 40 steps, seed 0
     python benchmarks/bench_accuracy.py --configs none cutswap --seeds 0 --json accuracy.json
 
@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true",
                         help=f"smaller protocol: {QUICK_IMAGE_SIZE} px, {QUICK_STEPS} steps, seed 0 "
                              "(explicit options still win)")
-    parser.add_argument("--image-size", type=int, help="image side in pixels (default 224, quick 128)")
+    parser.add_argument("--image-size", type=int, help="image side in pixels (default: the cpu preset's)")
     parser.add_argument("--steps", type=int, help="optimiser steps per run (default: the cpu preset's)")
     parser.add_argument("--seeds", type=int, nargs="+", help="training seeds (default 0 1 2, quick 0)")
     parser.add_argument("--configs", nargs="+", choices=list(METHODS), default=list(METHODS),

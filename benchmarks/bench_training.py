@@ -3,7 +3,7 @@
 The step is the one `cutswap.train` takes: forward of a batch of normals and their negatives
 through `CutSwapNet`, cross-entropy, backward and an SGD step over the fine-tuned stages and the
 head. At the cpu preset that is 16 normals with one negative per level (4 levels), so 80 images
-of 224 x 224 per step. The batch is built once by `NegativeDataset` from synthetic images and
+of 128 x 128 per step. The batch is built once by `NegativeDataset` from synthetic images and
 maps, so data loading is not timed (see bench_dataloader.py for that). The reported time is the
 median over timed steps after untimed warm-up steps.
 
@@ -139,7 +139,8 @@ def format_table(result: Mapping[str, Any]) -> str:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--image-size", type=int, default=224, help="image side in pixels (default 224)")
+    parser.add_argument("--image-size", type=int, default=128,
+                        help="image side in pixels (default 128, the cpu preset's)")
     parser.add_argument("--batch-size", type=int, default=16, help="normal images per step (default 16)")
     parser.add_argument("--levels", type=int, default=4,
                         help="saliency levels, one negative each (default 4)")

@@ -1,7 +1,7 @@
 """Run every benchmark and rewrite the generated sections of docs/benchmarks.md.
 
     python benchmarks/run_all.py --quick      # reduced settings; the accuracy table is labelled quick
-    python benchmarks/run_all.py              # full protocol: 224 px, cpu preset steps, seeds 0 1 2
+    python benchmarks/run_all.py              # full protocol: the cpu preset, seeds 0 1 2
     python benchmarks/run_all.py --only accuracy --reuse   # re-render from saved results
 
 Each benchmark runs as its own process and writes JSON into ``--work-dir/results``; this script

@@ -65,13 +65,13 @@ class TrainConfig:
     augmentation: str = "cutswap"
     head: str = "multiclass"
     backbone: str = "efficientnet_lite0"
-    image_size: int = 224
+    image_size: int = 128
     levels: List[str] = field(default_factory=list)
     num_levels: Optional[int] = None
     k: int = 3
     area: Tuple[float, float] = (0.02, 0.15)
     aspect: Tuple[float, float] = (0.3, 3.3)
-    steps: int = 100
+    steps: int = 40
     batch_size: int = 16
     lr: float = 1e-3
     head_lr: float = 1e-2
