@@ -587,10 +587,17 @@ _OVERRIDES = (
 
 
 def configure_console_logging(verbose: bool) -> None:
-    """Log this package's records to standard error, above INFO or DEBUG."""
-    handler = logging.StreamHandler()
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
+    """Log this package's records to standard error, above INFO or DEBUG.
+
+    A second call replaces the handler of the first, so a process that runs several commands
+    does not print each record twice.
+    """
     package_logger = logging.getLogger("cutswap")
+    for old in [h for h in package_logger.handlers if getattr(h, "cutswap_console", False)]:
+        package_logger.removeHandler(old)
+    handler = logging.StreamHandler()
+    handler.cutswap_console = True  # type: ignore[attr-defined]
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s", "%H:%M:%S"))
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.DEBUG if verbose else logging.INFO)
 
