@@ -12,7 +12,7 @@ Throughput is normal (source) images per second over whole epochs, DataLoader st
 because training builds a new DataLoader every epoch. An epoch has as many images as the ELPV
 training set by default, so start-up weighs as much as in real training. The CutSwap pipeline
 returns 1 + L images per normal image. Its cost is ``1 - cutswap_throughput / weak_throughput``,
-and the goal is at most 10 percent. The images are random 224 x 224 uint8 with smooth synthetic
+and the goal is at most 10 percent. The images are random 128 x 128 uint8 with smooth synthetic
 4-level maps, so no saliency model is needed.
 
     python benchmarks/bench_dataloader.py --json dataloader.json
@@ -151,7 +151,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     # 1131 is the ELPV training set, so DataLoader start-up weighs as much as in a real epoch.
     parser.add_argument("--images", type=int, default=1131, help="synthetic images per epoch (default 1131)")
-    parser.add_argument("--size", type=int, default=224, help="image side in pixels (default 224)")
+    parser.add_argument("--size", type=int, default=128,
+                        help="image side in pixels (default 128, the cpu preset's)")
     parser.add_argument("--levels", type=int, default=4, help="saliency levels (default 4)")
     parser.add_argument("--k", type=int, default=3, help="k-means clusters (default 3)")
     parser.add_argument("--batch-size", type=int, default=16, help="normal images per batch (default 16)")

@@ -78,8 +78,8 @@ def images_per_second(function: Callable[[], Any], count: int, repeats: int) -> 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, help="time this run directory instead of a synthetic one")
-    parser.add_argument("--image-size", type=int, default=224,
-                        help="image side of the synthetic run in pixels (default: 224)")
+    parser.add_argument("--image-size", type=int, default=128,
+                        help="image side of the synthetic run in pixels (default: 128, the cpu preset's)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default: 32)")
     parser.add_argument("--images", type=int, default=64, help="images per timed call (default: 64)")
     parser.add_argument("--repeats", type=int, default=3,
