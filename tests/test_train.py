@@ -107,7 +107,7 @@ def test_existing_run_is_not_overwritten(cutswap_run, folder):
 def test_overwrite_refuses_foreign_directory(tmp_path, folder):
     (tmp_path / "notes.txt").write_text("keep me")
 
-    with pytest.raises(FileExistsError, match="holds no cutswap run"):
+    with pytest.raises(FileExistsError, match="contains no cutswap run"):
         train(_smoke(), folder, tmp_path, overwrite=True, progress=False)
 
     assert (tmp_path / "notes.txt").read_text() == "keep me"

@@ -1,8 +1,8 @@
 """The CutSwap network: an ImageNet backbone split into stages, a projection head and a classifier.
 
-The backbone is cut into an ordered list of stages (stem, blocks, head convolution) so that the
-early stages can stay frozen while the late ones are fine-tuned, and so that pooled outputs of any
-stage can feed the Gaussian density. Only the classifier-free feature path is used here; the
+The backbone is cut into an ordered list of stages (stem, blocks, head convolution). The early
+stages can then stay frozen while the late ones are fine-tuned, and the pooled output of any stage
+can feed the Gaussian density. Only the classifier-free feature path is used here; the
 ImageNet classifier of the backbone is dropped.
 """
 

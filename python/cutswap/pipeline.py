@@ -2,7 +2,7 @@
 
 `NegativeDataset` runs inside DataLoader workers. Every random draw of a sample comes from a seed
 derived from the run seed, the epoch and the sample index, so a batch is the same whatever the
-number of workers, and a resumed run sees the batches an uninterrupted run would have seen.
+number of workers, and a resumed run gets the batches an uninterrupted run would have got.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ _STREAM_CHOICE = 2
 
 
 def num_negative_classes(config: TrainConfig, num_levels: int) -> int:
-    """Return how many negative classes the classifier sees besides the normal class."""
+    """Return the number of negative classes the classifier learns besides the normal class."""
     if config.head == "binary" or config.augmentation in ("random_swap", "cutpaste", "cutpaste_scar"):
         return 1
     if config.augmentation == "cutpaste_3way":

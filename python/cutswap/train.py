@@ -106,7 +106,7 @@ def check_run_dir(
 
     if exists and not (output / CONFIG_FILE).exists():
         raise FileExistsError(
-            f"output directory {output} is not empty and holds no cutswap run, so it is left alone; "
+            f"output directory {output} is not empty and contains no cutswap run, so it is left alone; "
             "choose another --output"
         )
     if exists and not overwrite:
@@ -183,7 +183,7 @@ def build_networks(
         net = CutSwapNet(
             config.backbone, num_classes=2, trainable_stages=0, pretrained=pretrained, freeze_bn=True
         )
-        # Without training, the trained embedding is the ImageNet one; the reference then only adds
+        # Without training, the trained embedding is the ImageNet one. The reference then only adds
         # the pooled features of `frozen_stages`, so "none" is scored exactly like a trained run.
         if config.embedding == "trained+frozen":
             return net, FrozenReference(net, config.frozen_stages)
@@ -316,25 +316,21 @@ def _run(
 
     clock = time.perf_counter()
     use_frozen = reference is not None and config.embedding == "trained+frozen"
-    train_embeddings = embed_images(
-        net,
-        reference if use_frozen else None,
-        train_images,
-        batch_size=config.eval_batch_size,
-        device=device,
-        progress=progress,
-        description="embedding training normals",
-    )
+
+    def embed(images: np.ndarray, description: str) -> Dict[str, np.ndarray]:
+        return embed_images(
+            net,
+            reference if use_frozen else None,
+            images,
+            batch_size=config.eval_batch_size,
+            device=device,
+            progress=progress,
+            description=description,
+        )
+
+    train_embeddings = embed(train_images, "embedding training normals")
     density = CombinedDensity.fit(train_embeddings)
-    test_embeddings = embed_images(
-        net,
-        reference if use_frozen else None,
-        test_images,
-        batch_size=config.eval_batch_size,
-        device=device,
-        progress=progress,
-        description="embedding test images",
-    )
+    test_embeddings = embed(test_images, "embedding test images")
     train_scores = CombinedDensity.held_out_scores(train_embeddings, seed=config.seed)
     test_scores = density.score(test_embeddings)
     timings["score_s"] = time.perf_counter() - clock
