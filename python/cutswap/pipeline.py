@@ -1,8 +1,8 @@
 """The training batch pipeline: weak augmentation of normal images and the negatives made from them.
 
 `NegativeDataset` runs inside DataLoader workers. Every random draw of a sample comes from a seed
-derived from the run seed, the epoch and the sample index, so a batch is the same whatever the
-number of workers, and a resumed run gets the batches an uninterrupted run would have got.
+derived from the run seed, the epoch and the sample index. A batch is therefore the same whatever
+the number of workers, and a resumed run gets the batches an uninterrupted run would have got.
 """
 
 from __future__ import annotations
