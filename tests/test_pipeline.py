@@ -6,7 +6,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from cutswap.config import TrainConfig, preset
-from cutswap.pipeline import NegativeDataset, num_negative_classes, weak_augment
+from cutswap.pipeline import NegativeDataset, _shift, num_negative_classes, weak_augment
 
 
 def _images(count=6, size=48, seed=0):
@@ -124,6 +124,31 @@ def test_weak_augment_moves_maps_with_image():
         bright = out[..., 0] == 255
         assert np.array_equal(bright, out_maps[0] == 255)
         assert np.array_equal(bright, out_maps[1] == 255)
+
+
+def _padded_shift(array, dy, dx, first_axis):
+    """The shift as a crop of np.pad's reflect padding, the definition `_shift` must match."""
+    height, width = array.shape[first_axis : first_axis + 2]
+    pad = [(0, 0)] * array.ndim
+    pad[first_axis] = (abs(dy), abs(dy))
+    pad[first_axis + 1] = (abs(dx), abs(dx))
+    window = [slice(None)] * array.ndim
+    window[first_axis] = slice(abs(dy) - dy, abs(dy) - dy + height)
+    window[first_axis + 1] = slice(abs(dx) - dx, abs(dx) - dx + width)
+    return np.pad(array, pad, mode="reflect")[tuple(window)]
+
+
+@pytest.mark.parametrize("height, width", [(5, 7), (2, 3), (1, 4), (16, 9)])
+def test_shift_matches_reflect_padding(height, width):
+    rng = np.random.default_rng(height * 100 + width)
+    image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    maps = rng.integers(0, 256, (2, height, width), dtype=np.uint8)
+    # Shifts up to twice the side cover the slice path and the repeated-reflection path.
+    dys = range(-2 * height, 2 * height + 1) if height > 1 else [0]
+    for dy in dys:
+        for dx in range(-2 * width, 2 * width + 1):
+            assert np.array_equal(_shift(image, dy, dx, first_axis=0), _padded_shift(image, dy, dx, 0))
+            assert np.array_equal(_shift(maps, dy, dx, first_axis=1), _padded_shift(maps, dy, dx, 1))
 
 
 def test_weak_augment_leaves_input_unchanged():
