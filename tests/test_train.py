@@ -5,8 +5,9 @@ import pytest
 import torch
 from PIL import Image
 
+import cutswap.train as train_module
 from cutswap.config import TrainConfig, preset
-from cutswap.runs import CHECKPOINT_FILE, CONFIG_FILE, DENSITY_FILE, METRICS_FILE, MODEL_FILE
+from cutswap.runs import CHECKPOINT_FILE, CONFIG_FILE, DENSITY_FILE, LOG_FILE, METRICS_FILE, MODEL_FILE
 from cutswap.train import main, train
 
 
@@ -131,6 +132,21 @@ def test_resume_finishes_interrupted_run(tmp_path, folder):
     state = torch.load(partial / CHECKPOINT_FILE, weights_only=True)
     assert state["step"] == 6
     assert resumed["image_auroc"] == pytest.approx(uninterrupted["image_auroc"], abs=1e-6)
+
+
+def test_interrupt_is_logged_in_run_directory(tmp_path, folder, monkeypatch):
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(train_module, "_run", interrupted)
+    output = tmp_path / "run"
+
+    with pytest.raises(KeyboardInterrupt):
+        train(_smoke(), folder, output, progress=False)
+
+    log = (output / LOG_FILE).read_text(encoding="utf-8")
+    assert f"interrupted; finish the run with: python -m cutswap.train --output {output} --resume" in log
+    assert "Traceback" not in log
 
 
 def test_bad_dataset_leaves_no_run_directory(tmp_path):

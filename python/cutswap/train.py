@@ -162,9 +162,10 @@ class _RunLogging:
             self.previous_level = None
         return self
 
-    def write_exception(self, message: str) -> None:
-        """Write `message` and the exception being handled to the log file alone."""
-        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), sys.exc_info())
+    def write_exception(self, message: str, *, traceback: bool = True) -> None:
+        """Write `message`, and the traceback of the exception being handled, to the log file alone."""
+        exc_info = sys.exc_info() if traceback else None
+        record = logger.makeRecord(logger.name, logging.ERROR, __file__, 0, message, (), exc_info)
         self.handler.handle(record)
 
     def __exit__(self, *exc_info: Any) -> None:
@@ -247,6 +248,14 @@ def train(
         except Exception:
             # The traceback goes to the run's log only; the console gets the one-line error.
             run_logging.write_exception(f"run in {output} failed")
+            raise
+        except KeyboardInterrupt:
+            # The caller prints the console message. The log records the interrupt for later
+            # readers of the run directory.
+            run_logging.write_exception(
+                f"interrupted; finish the run with: python -m cutswap.train --output {output} --resume",
+                traceback=False,
+            )
             raise
 
 
