@@ -9,12 +9,18 @@ median over timed steps after untimed warm-up steps.
 
     python benchmarks/bench_training.py --json training.json
     python benchmarks/bench_training.py --run runs/elpv     # also report that run's timings
+    python benchmarks/bench_training.py --default-run /tmp/default-run   # also run the main job
+
+``--default-run`` runs ``python -m cutswap.train`` with its defaults in a fresh process, into
+that directory (replacing an earlier benchmark run there), and reports its wall time, start-up
+and imports included, beside the phase timings the run records.
 """
 
 from __future__ import annotations
 
 import argparse
 import statistics
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
@@ -109,6 +115,20 @@ def run_timings(directory: Path) -> Dict[str, Any]:
     }
 
 
+def time_default_run(directory: Path) -> Dict[str, Any]:
+    """Run the main job with its defaults into `directory`; return its wall time and timings."""
+    command = [sys.executable, "-m", "cutswap.train", "--output", str(directory), "--overwrite",
+               "--no-progress"]
+    print(f"$ {' '.join(command)}", flush=True)
+    start = time.perf_counter()
+    subprocess.run(command, check=True)
+    wall = time.perf_counter() - start
+    result = run_timings(directory)
+    result["wall_s"] = wall
+    result["command"] = "python -m cutswap.train"
+    return result
+
+
 def format_table(result: Mapping[str, Any]) -> str:
     """Return Markdown: the step time table, then the run timings table when a run was given."""
     step = result["step"]
@@ -125,14 +145,23 @@ def format_table(result: Mapping[str, Any]) -> str:
         rows,
         align="lrrrr",
     )
-    run = result.get("run")
-    if run:
+    for key in ("default_run", "run"):
+        run = result.get(key)
+        if not run:
+            continue
         timings = run["timings"]
         names = ("read_images_s", "saliency_s", "train_s", "score_s", "total_s")
         run_rows = [[name.removesuffix("_s").replace("_", " "), f"{timings[name]:.0f}"]
                     for name in names if name in timings]
-        text += (f"\n\nTimings of the run in `{run['run']}` ({run['augmentation']}, {run['image_size']} px, "
-                 f"{run['steps']} steps, device {run['device']}):\n\n")
+        if "wall_s" in run:
+            run_rows.append(["process wall time, start-up included", f"{run['wall_s']:.0f}"])
+            title = f"`{run['command']}` with its defaults"
+        else:
+            title = f"the run in `{run['run']}`"
+        auroc = run.get("image_auroc")
+        auroc_text = f", image AUROC {auroc:.4f}" if isinstance(auroc, (int, float)) else ""
+        text += (f"\n\nTimings of {title} ({run['augmentation']}, {run['image_size']} px, "
+                 f"{run['steps']} steps, device {run['device']}{auroc_text}):\n\n")
         text += markdown_table(["phase", "seconds"], run_rows, align="lr")
     return text
 
@@ -148,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--repeats", type=int, default=3, help="timed steps (default 3)")
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto (default cpu)")
     parser.add_argument("--run", type=Path, help="also report the timings of this finished run directory")
+    parser.add_argument("--default-run", type=Path, metavar="DIR",
+                        help="also run `python -m cutswap.train` with its defaults into DIR and time it")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 
@@ -160,6 +191,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     }
     if args.run:
         result["run"] = run_timings(args.run)
+    if args.default_run:
+        result["default_run"] = time_default_run(args.default_run)
     print(format_table(result))
     if args.json:
         result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")

@@ -3,11 +3,16 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
+
+from cutswap.config import preset
+from cutswap.pipeline import NegativeDataset
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCHMARKS))
 
 import bench_accuracy  # noqa: E402
+import bench_dataloader  # noqa: E402
 import run_all  # noqa: E402
 from common import (  # noqa: E402
     begin_marker,
@@ -113,7 +118,7 @@ def test_update_document_missing_file(tmp_path):
 def test_docs_page_has_every_marker():
     text = (BENCHMARKS.parent / "docs" / "benchmarks.md").read_text(encoding="utf-8")
 
-    for name in (*run_all.SECTIONS, "environment"):
+    for name in (*run_all.SECTIONS, "accuracy-quick", "environment"):
         assert text.count(begin_marker(name)) == 1, name
         assert text.count(end_marker(name)) == 1, name
 
@@ -286,7 +291,8 @@ def _fake_results(directory):
                        "goal": 0.1, "hardware": hardware,
                        "rows": [{"num_workers": 0, "weak_images_per_second": 100.0,
                                  "cutswap_images_per_second": 95.0, "cutswap_output_images_per_second": 475.0,
-                                 "cost": 0.05, "goal_met": True}]},
+                                 "copies_images_per_second": 97.0, "cost": 0.05, "copies_cost": 0.03,
+                                 "goal_met": True}]},
         "training": {"hardware": hardware,
                      "step": {"backbone": "efficientnet_lite0", "image_size": 64, "batch_size": 2,
                               "levels": 4, "images_per_step": 10, "median_s": 0.5, "images_per_second": 20.0,
@@ -311,10 +317,10 @@ def test_run_all_reuse_rewrites_document(tmp_path):
     text = doc.read_text(encoding="utf-8")
 
     assert status == 0
-    assert "| 0 | 100 | 95 | 475 | 5 % | yes |" in text
+    assert "| 0 | 100 | 95 | 475 | 97 | 3 % | 5 % | yes |" in text
     assert "Test CPU, 2 cores" in text
     assert "`python benchmarks/run_all.py --quick`" in text
-    assert "QUICK protocol: smaller images" in text
+    assert "QUICK protocol: one seed per method" in text
     assert "| k=2 | 33 | 131 | 1.00 |" in text
     assert "| PatchCore (published, not run here) | 0.916 |" in text
     # Hand-written lines sit outside the generated sections; those inside are replaced.
@@ -326,6 +332,80 @@ def test_run_all_reuse_rewrites_document(tmp_path):
             inside = False
         elif not inside:
             assert line in text
+
+
+def test_run_all_quick_accuracy_keeps_full_table(tmp_path):
+    _fake_results(tmp_path)
+    results = tmp_path / "results"
+    quick = {"hardware": {"cpu": "Quick CPU", "cores": 2, "gpu": None, "torch": "2.0", "python": "3.11"},
+             "settings": "QUICK protocol, one seed per method, test",
+             "rows": bench_accuracy.summarize({"none": [_metrics(0.7)]})}
+    (results / "accuracy-quick.json").write_text(json.dumps(quick))
+    doc = tmp_path / "benchmarks.md"
+    original = (BENCHMARKS.parent / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    doc.write_text(original, encoding="utf-8")
+
+    status = run_all.main(["--quick", "--reuse", "--only", "accuracy", "--work-dir", str(tmp_path),
+                           "--doc", str(doc)])
+    text = doc.read_text(encoding="utf-8")
+
+    assert status == 0
+    full_section = text.split(begin_marker("accuracy"))[1].split(end_marker("accuracy"))[0]
+    quick_section = text.split(begin_marker("accuracy-quick"))[1].split(end_marker("accuracy-quick"))[0]
+    assert full_section == original.split(begin_marker("accuracy"))[1].split(end_marker("accuracy"))[0]
+    assert "Quick CPU" in quick_section
+    assert "| 0.700 |" in quick_section
+
+
+def test_run_all_quick_accuracy_own_section(tmp_path, monkeypatch):
+    doc = tmp_path / "benchmarks.md"
+    original = (BENCHMARKS.parent / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+    doc.write_text(original, encoding="utf-8")
+    calls = []
+
+    def fake_run(arguments):
+        calls.append(arguments)
+        json_path = Path(arguments[arguments.index("--json") + 1])
+        rows = bench_accuracy.summarize({"none": [_metrics(0.6)]})
+        settings = "QUICK protocol, one seed per method, test"
+        json_path.write_text(json.dumps({"settings": settings, "rows": rows}))
+        return 1.0
+
+    monkeypatch.setattr(run_all, "run_benchmark", fake_run)
+    status = run_all.main(["--quick", "--only", "accuracy", "--work-dir", str(tmp_path), "--doc", str(doc)])
+
+    assert status == 0
+    assert calls[0][0] == "bench_accuracy.py"
+    assert "--quick" in calls[0]
+    assert (tmp_path / "results" / "accuracy-quick.json").is_file()
+    assert not (tmp_path / "results" / "accuracy.json").exists()
+    quick_section = doc.read_text(encoding="utf-8").split(begin_marker("accuracy-quick"))[1]
+    assert "| 0.600 |" in quick_section.split(end_marker("accuracy-quick"))[0]
+
+
+def test_bench_dataloader_measures_all_pipelines():
+    result = bench_dataloader.measure(count=8, size=32, levels=2, k=2, batch_size=4, workers=[0], epochs=1)
+    row = result["rows"][0]
+
+    for key in ("weak_images_per_second", "cutswap_images_per_second", "copies_images_per_second"):
+        assert row[key] > 0
+    assert row["cost"] == pytest.approx(1 - row["cutswap_images_per_second"] / row["weak_images_per_second"])
+
+
+def test_copies_pipeline_returns_cutswap_shapes():
+    images, maps = bench_dataloader.synthetic_dataset(2, 32, 3)
+    config = preset("cpu", augmentation="cutswap", image_size=32)
+    copies = bench_dataloader.CopiesDataset(images, maps, config)
+    negatives = NegativeDataset(images, maps, config, flips=True)
+
+    copy_images, copy_labels = copies[1]
+    cutswap_images, cutswap_labels = negatives[1]
+
+    assert copy_images.shape == cutswap_images.shape
+    assert torch.equal(copy_labels, cutswap_labels)
+    # The same seeds give the same weak view, and the copies leave it unchanged.
+    assert torch.equal(copy_images[0], cutswap_images[0])
+    assert all(torch.equal(image, copy_images[0]) for image in copy_images[1:])
 
 
 def test_run_all_missing_document(tmp_path):
