@@ -271,7 +271,8 @@ def test_read_image_bad_file(tmp_path, name, content, reason):
     message = str(caught.value)
     assert str(path) in message
     assert reason in message
-    assert "--skip-bad-images" in message
+    # A single read cannot skip the file, so the message does not offer to.
+    assert "--skip-bad-images" not in message
     assert caught.value.failures[0][0] == str(path)
 
 
@@ -301,6 +302,7 @@ def test_read_images_raise_lists_all_bad(mixed_records):
 
     message = str(caught.value)
     assert "failed to read 2 image file(s)" in message
+    assert "--skip-bad-images" in message
     for path in bad:
         assert str(path) in message
     assert [path for path, _ in caught.value.failures] == [str(path) for path in bad]
@@ -684,7 +686,10 @@ def test_load_folder_test_normal_dir(tmp_path):
         ({"test_ratio": 1.0}, ValueError, r"invalid test_ratio 1.0"),
         ({"seed": -1}, ValueError, r"invalid seed -1"),
         ({"normal_dir": "single"}, ValueError, r"has 1 normal image\(s\), too few to split"),
-        ({"normal_dir": "absent"}, FileNotFoundError, r"image folder not found"),
+        ({"normal_dir": "absent"}, FileNotFoundError, r"normal_dir folder \(--normal-dir\) not found"),
+        ({"abnormal_dir": "absent"}, FileNotFoundError, r"abnormal_dir folder \(--abnormal-dir\) not found"),
+        ({"test_normal_dir": "absent"}, FileNotFoundError,
+         r"test_normal_dir folder \(--test-normal-dir\) not found"),
         ({"abnormal_dir": "empty"}, ValueError, r"no image files .* found in .*empty or its subfolders"),
         ({"normal_dir": "."}, ValueError, r"images are in both the training and the test set"),
         ({"test_normal_dir": "normal"}, ValueError, r"20 images are in both"),

@@ -191,7 +191,9 @@ def test_other_augmentations_run(tmp_path, folder, augmentation):
         ({"area": (0.3, 0.1)}, "area must be an increasing pair"),
         ({"aspect": (0.0, 1.0)}, "aspect must be an increasing pair"),
         ({"batch_size": 0}, "batch_size must be at least 1"),
-        ({"image_size": 8}, "image_size must be at least 32"),
+        ({"image_size": 8}, "image_size must be between 32 and 1024"),
+        ({"image_size": 100000}, "image_size must be between 32 and 1024"),
+        ({"steps": 0}, "steps is 0, so augmentation 'cutswap' would train nothing"),
         ({"device": "tpu"}, "device must be auto, cpu, cuda"),
         ({"steps": -1}, "steps must be 0 or more"),
     ],
@@ -199,6 +201,73 @@ def test_other_augmentations_run(tmp_path, folder, augmentation):
 def test_invalid_config(overrides, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig(**overrides).validate()
+
+
+def test_untrained_baseline_accepts_zero_steps():
+    TrainConfig(augmentation="none", steps=0).validate()
+
+
+def test_output_that_is_a_file_is_rejected(tmp_path, folder):
+    output = tmp_path / "afile"
+    output.write_text("keep me")
+
+    with pytest.raises(FileExistsError, match="is a file, not a directory"):
+        train(_smoke(), folder, output, progress=False)
+
+    assert output.read_text() == "keep me"
+
+
+def test_resume_of_finished_run_is_rejected(cutswap_run, folder):
+    output, _ = cutswap_run
+    before = (output / METRICS_FILE).read_bytes()
+
+    with pytest.raises(FileExistsError, match="is already finished; re-score it with"):
+        train(_smoke(), folder, output, resume=True, progress=False)
+
+    assert (output / METRICS_FILE).read_bytes() == before
+
+
+def test_unavailable_device_leaves_no_run_directory(tmp_path, folder, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    output = tmp_path / "run"
+
+    with pytest.raises(ValueError, match="CUDA is not available; use --device cpu or auto"):
+        train(_smoke(device="cuda"), folder, output, progress=False)
+
+    assert not output.exists()
+
+
+def test_resume_takes_new_device_and_workers(tmp_path, folder, monkeypatch):
+    output = tmp_path / "run"
+    train(_smoke(augmentation="random_swap", steps=2, batch_size=4), folder, output, progress=False)
+    (output / METRICS_FILE).unlink()
+    seen = {}
+    original = train_module._run
+
+    def record(config, *args, **kwargs):
+        seen["config"] = config
+        return original(config, *args, **kwargs)
+
+    monkeypatch.setattr(train_module, "_run", record)
+    train(_smoke(), folder, output, resume=True, progress=False, runtime={"device": "cpu", "num_workers": 1})
+
+    assert seen["config"].device == "cpu"
+    assert seen["config"].num_workers == 1
+    assert seen["config"].augmentation == "random_swap"
+
+
+def test_resume_rejects_learning_settings_as_runtime(tmp_path, folder):
+    with pytest.raises(ValueError, match="runtime accepts only device, num_workers, got lr"):
+        train(_smoke(), folder, tmp_path / "run", resume=True, progress=False, runtime={"lr": 0.1})
+
+
+def test_cli_help_shows_preset_defaults(capsys):
+    with pytest.raises(SystemExit):
+        main(["--help"])
+
+    text = " ".join(capsys.readouterr().out.split())
+    assert "optimiser steps (cpu preset: 40)" in text
+    assert "image side in pixels (cpu preset: 128)" in text
 
 
 def test_unknown_preset():

@@ -14,6 +14,10 @@ from typing import Any, Dict, List, Optional, Tuple
 AUGMENTATIONS = ("cutswap", "random_swap", "cutpaste", "cutpaste_scar", "cutpaste_3way", "none")
 HEADS = ("multiclass", "binary")
 EMBEDDINGS = ("trained", "trained+frozen")
+# 32 px is one cell of the deepest backbone stage (stride 32). The upper limit stops a typo such as
+# 10000 from allocating hundreds of GB: 1,000 decoded RGB images take 3 GB at 1024 px.
+MIN_IMAGE_SIZE = 32
+MAX_IMAGE_SIZE = 1024
 
 
 @dataclass
@@ -102,8 +106,11 @@ class TrainConfig:
             raise ValueError(f"head must be one of {', '.join(HEADS)}, got {self.head!r}")
         if self.embedding not in EMBEDDINGS:
             raise ValueError(f"embedding must be one of {', '.join(EMBEDDINGS)}, got {self.embedding!r}")
-        if self.image_size < 32:
-            raise ValueError(f"image_size must be at least 32 pixels, got {self.image_size}")
+        if not MIN_IMAGE_SIZE <= self.image_size <= MAX_IMAGE_SIZE:
+            raise ValueError(
+                f"image_size must be between {MIN_IMAGE_SIZE} and {MAX_IMAGE_SIZE} pixels, "
+                f"got {self.image_size}"
+            )
         if not 1 <= self.k <= 256:
             raise ValueError(f"k must be between 1 and 256, got {self.k}")
         if self.num_levels is not None and self.num_levels < 1:
@@ -117,6 +124,11 @@ class TrainConfig:
         for name in ("steps", "warmup_steps", "num_workers", "trainable_stages"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if self.steps == 0 and self.augmentation != "none":
+            raise ValueError(
+                f"steps is 0, so augmentation {self.augmentation!r} would train nothing; pass a positive "
+                "--steps, or --augmentation none for the untrained baseline"
+            )
         for name in ("batch_size", "eval_batch_size", "saliency_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")

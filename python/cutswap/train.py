@@ -8,6 +8,7 @@ offline EfficientNet-Lite0 backbone, on the CPU or the GPU, and writes a run dir
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import math
 import shutil
@@ -93,6 +94,8 @@ def check_run_dir(
         The saved configuration and dataset when resuming, else None.
     """
     output = Path(output)
+    if output.exists() and not output.is_dir():
+        raise FileExistsError(f"output {output} is a file, not a directory; choose another --output")
     exists = output.exists() and any(output.iterdir())
     if resume and overwrite:
         raise ValueError("--resume and --overwrite contradict each other; pass one of them")
@@ -100,6 +103,11 @@ def check_run_dir(
     if resume:
         if not exists:
             raise FileNotFoundError(f"cannot resume: run directory {output} does not exist or is empty")
+        if (output / METRICS_FILE).exists():
+            raise FileExistsError(
+                f"cannot resume: the run in {output} is already finished; re-score it with "
+                f"python -m cutswap.evaluate {output}, or pass --overwrite to train it again"
+            )
         saved = read_run_config(output)
         logger.info("resuming run in %s; its saved configuration is used", output)
         return TrainConfig.from_dict(saved["train"]), (saved["dataset"]["name"], saved["dataset"]["options"])
@@ -211,6 +219,7 @@ def train(
     saliency_cache_dir: Optional[Path] = None,
     on_error: str = "raise",
     progress: bool = True,
+    runtime: Optional[Dict[str, Any]] = None,
 ) -> Dict[str, Any]:
     """Train a model on a dataset's normal images, score its test set and write the run directory.
 
@@ -224,15 +233,27 @@ def train(
             shared directory lets runs with the same images and saliency settings reuse the maps.
         on_error: ``raise`` on unreadable images (all are listed) or ``skip`` them with a warning.
         progress: show progress bars.
+        runtime: values of `RUNTIME_FIELDS` (device, num_workers) that replace the saved ones
+            when resuming. They change where and how fast the run goes, not what it learns.
 
     Returns:
         The metrics written to ``metrics.json``.
     """
     config.validate()
     output = Path(output)
+    unknown = sorted(set(runtime or {}) - set(RUNTIME_FIELDS))
+    if unknown:
+        raise ValueError(f"runtime accepts only {', '.join(RUNTIME_FIELDS)}, got {', '.join(unknown)}")
     saved = check_run_dir(output, resume=resume, overwrite=overwrite)
     if saved is not None:
         config, dataset = saved
+        if runtime:
+            config = dataclasses.replace(config, **runtime)
+            config.validate()
+    # Settings that fail only later, at the device or the model, are checked before anything is
+    # read or written, so a typo does not leave a run directory behind.
+    resolve_device(config.device)
+    saliency_layers(config)
 
     # The data are read before the run directory is created, so a bad path or a corrupt image
     # leaves nothing behind that would block the corrected command.
@@ -243,6 +264,8 @@ def train(
         create_run_dir(output, config, dataset, overwrite=overwrite)
 
     with _RunLogging(output / LOG_FILE) as run_logging:
+        if saved is not None:
+            logger.info("resuming the run in %s from its last checkpoint", output)
         try:
             return _run(config, dataset, output, data, read_seconds, saliency_cache_dir, progress)
         except Exception:
@@ -517,7 +540,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--preset",
         default="cpu",
         choices=sorted(PRESETS),
-        help="settings to start from (default: cpu, about 15 minutes for ELPV on 2 cores)",
+        help="settings to start from (default: cpu, about a minute for ELPV on 2 cores)",
     )
     run.add_argument(
         "--output",
@@ -564,8 +587,22 @@ def build_parser() -> argparse.ArgumentParser:
     options.add_argument("--seed", type=int, help="random seed")
     options.add_argument("--device", help="auto, cpu, cuda or cuda:N")
     options.add_argument("--no-amp", action="store_true", help="disable mixed precision on CUDA")
+    # The defaults live in the presets, not in argparse, so the help shows the cpu preset's.
+    defaults = preset("cpu").to_dict()
+    for action in options._group_actions:
+        value = defaults.get(action.dest)
+        if action.dest == "levels":
+            action.help += " (cpu preset: the backbone's default layers)"
+        elif action.dest == "num_levels":
+            action.help += " (cpu preset: all levels)"
+        elif value is not None and action.help is not None and action.dest != "amp":
+            text = " ".join(str(item) for item in value) if isinstance(value, list) else value
+            action.help += f" (cpu preset: {text})"
     return parser
 
+
+# Settings that a resumed run may change: they decide where and how fast it runs, not what it learns.
+RUNTIME_FIELDS = ("device", "num_workers")
 
 _OVERRIDES = (
     "augmentation",
@@ -626,8 +663,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         parser.error(str(error))
 
     given = [name for name, value in overrides.items() if value is not None]
-    if args.resume and given:
-        logger.warning("--resume uses the saved configuration; ignoring %s", ", ".join(given))
+    runtime = {name: overrides[name] for name in RUNTIME_FIELDS if overrides[name] is not None}
+    ignored = [name for name in given if name not in runtime]
+    if args.resume and ignored:
+        logger.warning("--resume uses the saved configuration; ignoring %s", ", ".join(ignored))
     output = args.output or Path("runs") / f"{dataset[0]}-{config.augmentation}"
     try:
         metrics = train(
@@ -639,6 +678,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             saliency_cache_dir=args.saliency_cache,
             on_error=on_error_from_args(args),
             progress=not args.no_progress and sys.stderr.isatty(),
+            runtime=runtime if args.resume else None,
         )
     except (FileExistsError, FileNotFoundError, ValueError, ImportError, FloatingPointError) as error:
         logger.error("%s", error)

@@ -35,16 +35,15 @@ class ImageReadError(ValueError):
         failures: (path, reason) for every file that failed.
     """
 
-    def __init__(self, failures: list[tuple[str, str]]) -> None:
+    def __init__(
+        self, failures: list[tuple[str, str]], advice: str = "Replace or delete these files."
+    ) -> None:
         self.failures = failures
         lines = [f"  {path}: {reason}" for path, reason in failures[:20]]
         if len(failures) > 20:
             lines.append(f"  ... and {len(failures) - 20} more")
-        super().__init__(
-            f"failed to read {len(failures)} image file(s):\n"
-            + "\n".join(lines)
-            + "\nReplace or delete these files, or skip them (on_error='skip', --skip-bad-images)."
-        )
+        header = f"failed to read {len(failures)} image file(s):"
+        super().__init__("\n".join([header, *lines, advice]))
 
 
 def _check_size(size: int) -> None:
@@ -303,7 +302,10 @@ def read_images(
         return images, records
 
     if on_error == "raise" or not kept_indices:
-        raise ImageReadError(failures)
+        # Only a whole-list read can leave files out, so only this caller offers skipping.
+        raise ImageReadError(
+            failures, "Replace or delete these files, or skip them (on_error='skip', --skip-bad-images)."
+        )
     logger.warning(
         "skipped %d of %d images that could not be read: %s",
         len(failures),

@@ -262,6 +262,11 @@ def load_folder(
         ValueError: A folder has no image files, `test_ratio` or `seed` is invalid, the split
             would leave the training or test set empty, or the folders share images.
     """
+    # Each folder is checked under its option's name first, so a typo names the option to fix.
+    for role, folder in (("normal_dir", normal_dir), ("test_normal_dir", test_normal_dir),
+                         ("abnormal_dir", abnormal_dir)):
+        if folder is not None:
+            require_directory(folder, f"{role} folder (--{role.replace('_', '-')})")
     normal_paths = list_image_files(normal_dir, recursive=True)
     normals = [ImageRecord(path=str(path), label=0, group="good") for path in normal_paths]
 
