@@ -19,11 +19,10 @@ import logging
 import statistics
 import sys
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
-from common import hardware, markdown_table, mean_std, read_json, write_json
+from common import markdown_table, mean_std, read_json, save_results
 from cutswap.config import preset
 from cutswap.runs import CONFIG_FILE, METRICS_FILE
 
@@ -216,9 +215,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"\n{settings}\n\n{table}")
 
     if args.json:
-        write_json(args.json, {
-            "date": datetime.now(timezone.utc).strftime("%Y-%m-%d"),
-            "hardware": hardware(),
+        save_results(args.json, {
             "quick": args.quick,
             "image_size": image_size,
             "steps": steps,
@@ -227,7 +224,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             "rows": rows,
             "work_dir": str(args.work_dir),
         })
-        print(f"results written to {args.json}")
     return 0
 
 

@@ -19,7 +19,6 @@ image sides and k. `time_scaling` is importable for other scripts.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import time
@@ -28,6 +27,7 @@ from typing import Callable, Dict, List, Optional, Sequence
 import numpy as np
 from threadpoolctl import threadpool_limits
 
+from common import save_results
 from cutswap.augment import CutSwapTransform, saliency_kmeans
 from cutswap.reference import reference_cutswap_levels
 
@@ -195,13 +195,7 @@ def main(argv: Optional[Sequence[str]] = None) -> None:
             print(f"plot written to {args.plot}")
 
     if args.json:
-        directory = os.path.dirname(os.path.abspath(args.json))
-        os.makedirs(directory, exist_ok=True)
-        temporary = f"{args.json}.tmp"
-        with open(temporary, "w") as handle:
-            json.dump(results, handle, indent=2)
-        os.replace(temporary, args.json)
-        print(f"results written to {args.json}")
+        save_results(args.json, results)
 
 
 if __name__ == "__main__":

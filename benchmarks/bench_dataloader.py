@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
@@ -36,7 +35,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from bench_augment import synthetic_inputs
-from common import hardware, markdown_table, write_json
+from common import markdown_table, save_results
 from cutswap.augment import derive_seed
 from cutswap.config import TrainConfig, preset
 from cutswap.pipeline import NegativeDataset, weak_augment, worker_init
@@ -211,10 +210,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
               f"throughput; the goal of at most {100 * COST_GOAL:.0f} % is {verdict}; returning "
               f"{args.levels} unchanged copies alone costs {100 * row['copies_cost']:.1f} %")
     if args.json:
-        result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        result["hardware"] = hardware()
-        write_json(args.json, result)
-        print(f"results written to {args.json}")
+        save_results(args.json, result)
     return 0
 
 

@@ -12,7 +12,6 @@ timed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import tempfile
 import time
@@ -22,6 +21,7 @@ from typing import Any, Callable, Dict, List
 import numpy as np
 import torch
 
+from common import save_results
 from cutswap import Detector, __version__
 from cutswap.config import TrainConfig
 from cutswap.runs import (
@@ -142,7 +142,7 @@ def main() -> None:
     print(f"torch threads {environment['torch_threads']}, {environment['cpu_count']} CPUs, "
           f"1-minute load average {environment['load_average_1min']:.2f}")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "environment": environment}, indent=2) + "\n")
+        save_results(args.json, {"rows": rows, "environment": environment})
 
 
 if __name__ == "__main__":

@@ -12,13 +12,13 @@ Example:
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import statistics
 import time
 
 import torch
 
+from common import save_results
 from cutswap.backbones import BACKBONES, create_backbone, default_layers
 from cutswap.layercam import LayerCAM
 
@@ -119,8 +119,7 @@ def main() -> None:
             "rows": rows,
             "speedup": speedup,
         }
-        with open(args.json, "w", encoding="utf-8") as file:
-            json.dump(result, file, indent=1)
+        save_results(args.json, result)
 
 
 if __name__ == "__main__":

@@ -23,7 +23,6 @@ import statistics
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
@@ -31,7 +30,7 @@ import torch
 import torch.nn.functional as F
 
 from bench_dataloader import synthetic_dataset
-from common import hardware, markdown_table, read_json, write_json
+from common import markdown_table, read_json, save_results
 from cutswap.config import preset
 from cutswap.pipeline import NegativeDataset
 from cutswap.runs import CONFIG_FILE, METRICS_FILE
@@ -195,10 +194,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         result["default_run"] = time_default_run(args.default_run)
     print(format_table(result))
     if args.json:
-        result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
-        result["hardware"] = hardware()
-        write_json(args.json, result)
-        print(f"results written to {args.json}")
+        save_results(args.json, result)
     return 0
 
 

@@ -85,6 +85,20 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(Path(path), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
+def save_results(path: Path, result: Dict[str, Any]) -> None:
+    """Stamp `result` with today's UTC date and this machine's hardware, then write it as JSON, atomically.
+
+    Every benchmark saves through here, so run_all.py can head each section with when and where
+    it was measured.
+    """
+    from datetime import datetime, timezone
+
+    result["date"] = datetime.now(timezone.utc).strftime("%Y-%m-%d")
+    result["hardware"] = hardware()
+    write_json(path, result)
+    print(f"results written to {path}")
+
+
 def read_json(path: Path) -> Any:
     return json.loads(Path(path).read_text(encoding="utf-8"))
 
