@@ -276,13 +276,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     info = hardware()
     date = datetime.now(timezone.utc).strftime("%Y-%m-%d")
     print(f"{mode} run on {describe_hardware(info)}", flush=True)
-    # Each document section maps to the benchmark that produces it; scaling data come from the
+    # Each document section maps to the benchmark that produces it. The scaling data come from the
     # augmentation benchmark's run.
-    benchmarks = {output_name(section, mode): ("augment" if section == "scaling" else section)
-                  for section in args.only}
+    sources = {section: "augment" if section == "scaling" else section for section in args.only}
     walls: Dict[str, float] = {}
     failed: List[str] = []
-    for benchmark in dict.fromkeys(benchmarks.values()):
+    for benchmark in dict.fromkeys(sources.values()):
         path = results / f"{output_name(benchmark, mode)}.json"
         if args.reuse and path.is_file():
             logger.info("reusing %s", path)
@@ -295,9 +294,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                          benchmark, error.returncode)
             failed.append(benchmark)
 
-    sections = {name: render_section(name.removesuffix("-quick"),
-                                     results / f"{output_name(benchmark, mode)}.json", info, command, mode)
-                for name, benchmark in benchmarks.items() if benchmark not in failed}
+    sections: Dict[str, str] = {}
+    for section, benchmark in sources.items():
+        if benchmark not in failed:
+            path = results / f"{output_name(benchmark, mode)}.json"
+            sections[output_name(section, mode)] = render_section(section, path, info, command, mode)
     sections["environment"] = render_environment(info, command, date, mode)
 
     for name, text in sections.items():

@@ -254,6 +254,7 @@ def test_resume_takes_new_device_and_workers(tmp_path, folder, monkeypatch):
     assert seen["config"].device == "cpu"
     assert seen["config"].num_workers == 1
     assert seen["config"].augmentation == "random_swap"
+    assert "resuming the run in" in (output / LOG_FILE).read_text(encoding="utf-8")
 
 
 def test_resume_rejects_learning_settings_as_runtime(tmp_path, folder):

@@ -109,7 +109,6 @@ def check_run_dir(
                 f"python -m cutswap.evaluate {output}, or pass --overwrite to train it again"
             )
         saved = read_run_config(output)
-        logger.info("resuming run in %s; its saved configuration is used", output)
         return TrainConfig.from_dict(saved["train"]), (saved["dataset"]["name"], saved["dataset"]["options"])
 
     if exists and not (output / CONFIG_FILE).exists():
@@ -252,7 +251,7 @@ def train(
             config.validate()
     # Settings that fail only later, at the device or the model, are checked before anything is
     # read or written, so a typo does not leave a run directory behind.
-    resolve_device(config.device)
+    device = resolve_device(config.device)
     saliency_layers(config)
 
     # The data are read before the run directory is created, so a bad path or a corrupt image
@@ -265,9 +264,9 @@ def train(
 
     with _RunLogging(output / LOG_FILE) as run_logging:
         if saved is not None:
-            logger.info("resuming the run in %s from its last checkpoint", output)
+            logger.info("resuming the run in %s from its last checkpoint, with its saved settings", output)
         try:
-            return _run(config, dataset, output, data, read_seconds, saliency_cache_dir, progress)
+            return _run(config, dataset, output, data, read_seconds, saliency_cache_dir, progress, device)
         except Exception:
             # The traceback goes to the run's log only; the console gets the one-line error.
             run_logging.write_exception(f"run in {output} failed")
@@ -304,11 +303,11 @@ def _run(
     read_seconds: float,
     saliency_cache_dir: Optional[Path],
     progress: bool,
+    device: torch.device,
 ) -> Dict[str, Any]:
     split, train_images, train_records, test_images, test_records = data
     timings: Dict[str, float] = {"read_images_s": read_seconds}
     started = time.perf_counter() - read_seconds
-    device = resolve_device(config.device)
     logger.info("cutswap %s: %s on %s, device %s", __version__, config.augmentation, dataset[0], device)
     logger.info("configuration: %s", config.to_json().replace("\n", " "))
     logger.info("dataset: %s", split.summary())
@@ -595,7 +594,7 @@ def build_parser() -> argparse.ArgumentParser:
             action.help += " (cpu preset: the backbone's default layers)"
         elif action.dest == "num_levels":
             action.help += " (cpu preset: all levels)"
-        elif value is not None and action.help is not None and action.dest != "amp":
+        elif value is not None and action.help is not None:
             text = " ".join(str(item) for item in value) if isinstance(value, list) else value
             action.help += f" (cpu preset: {text})"
     return parser
